@@ -11,3 +11,8 @@ export * from './profiles.js';
 export * from './issue.js';
 export * from './csr.js';
 export * from './reasons.js';
+export * from './objects.js';
+export * from './crl.js';
+export * from './chain.js';
+export * from './verify.js';
+export * from './lint.js';
