@@ -4,7 +4,9 @@ import { writeFileSync } from 'node:fs';
 import { ERROR_CODES } from '../src/errors/index.js';
 
 export function renderErrorsDoc(): string {
-  const rows = Object.entries(ERROR_CODES).map(([code, meaning]) => `| \`${code}\` | ${meaning.replace(/\|/g, '\\|')} |`);
+  const rows = Object.entries(ERROR_CODES).map(
+    ([code, meaning]) => `| \`${code}\` | ${meaning.replace(/\|/g, '\\|')} |`,
+  );
   return `# Error codes
 
 Every failure mtlskit reports carries one stable code \`MTLS_<AREA>_<REASON>\`, a message that says what

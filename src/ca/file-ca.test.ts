@@ -19,7 +19,13 @@ const catchErr = (f: () => unknown): unknown => {
 describe('file CA', () => {
   it('creates root + intermediate with encrypted 0600 keys and loads them back', () => {
     const dir = join(tmp(), 'ca');
-    const { meta } = initFileCa({ dir, name: 'Test', keyType: 'p256', passphrase: 'pw', trustDomain: 'example.org' });
+    const { meta } = initFileCa({
+      dir,
+      name: 'Test',
+      keyType: 'p256',
+      passphrase: 'pw',
+      trustDomain: 'example.org',
+    });
     expect(meta.keysEncrypted).toBe(true);
     expect(readdirSync(dir).sort()).toEqual(Object.values(CA_FILES).sort());
     for (const k of [CA_FILES.rootKey, CA_FILES.intermediateKey]) {
@@ -34,9 +40,19 @@ describe('file CA', () => {
 
   it('refuses plaintext keys unless asked, and an existing CA', () => {
     const dir = join(tmp(), 'ca');
-    expect(isMtlsError(catchErr(() => initFileCa({ dir, name: 'T', keyType: 'p256' })), 'MTLS_CA_PASSPHRASE_REQUIRED')).toBe(true);
+    expect(
+      isMtlsError(
+        catchErr(() => initFileCa({ dir, name: 'T', keyType: 'p256' })),
+        'MTLS_CA_PASSPHRASE_REQUIRED',
+      ),
+    ).toBe(true);
     initFileCa({ dir, name: 'T', keyType: 'p256', insecurePlaintextKey: true });
-    expect(isMtlsError(catchErr(() => initFileCa({ dir, name: 'T', keyType: 'p256', passphrase: 'x' })), 'MTLS_CA_EXISTS')).toBe(true);
+    expect(
+      isMtlsError(
+        catchErr(() => initFileCa({ dir, name: 'T', keyType: 'p256', passphrase: 'x' })),
+        'MTLS_CA_EXISTS',
+      ),
+    ).toBe(true);
     const ca = loadFileCa(dir, undefined);
     expect(ca.meta.keysEncrypted).toBe(false);
   });
@@ -44,9 +60,24 @@ describe('file CA', () => {
   it('says which passphrase problem it is', () => {
     const dir = join(tmp(), 'ca');
     initFileCa({ dir, name: 'T', keyType: 'p256', passphrase: 'right' });
-    expect(isMtlsError(catchErr(() => loadFileCa(dir, undefined)), 'MTLS_CA_PASSPHRASE_REQUIRED')).toBe(true);
-    expect(isMtlsError(catchErr(() => loadFileCa(dir, 'wrong')), 'MTLS_PKI_BAD_PASSPHRASE')).toBe(true);
-    expect(isMtlsError(catchErr(() => loadFileCa(join(dir, 'nope'), 'right')), 'MTLS_CA_NOT_FOUND')).toBe(true);
+    expect(
+      isMtlsError(
+        catchErr(() => loadFileCa(dir, undefined)),
+        'MTLS_CA_PASSPHRASE_REQUIRED',
+      ),
+    ).toBe(true);
+    expect(
+      isMtlsError(
+        catchErr(() => loadFileCa(dir, 'wrong')),
+        'MTLS_PKI_BAD_PASSPHRASE',
+      ),
+    ).toBe(true);
+    expect(
+      isMtlsError(
+        catchErr(() => loadFileCa(join(dir, 'nope'), 'right')),
+        'MTLS_CA_NOT_FOUND',
+      ),
+    ).toBe(true);
   });
 
   it('issues leaves that chain to the intermediate, with an injected clock', () => {
@@ -56,10 +87,15 @@ describe('file CA', () => {
     initFileCa({ dir, name: 'T', keyType: 'p256', passphrase: 'pw', clock });
     const ca = loadFileCa(dir, 'pw', clock);
     const key = generateKey('p256');
-    const leaf = parseCertificate(ca.issuer.issue({ profile: 'client', subject: [[{ oid: '2.5.4.3', value: 'svc' }]], publicKey: spkiOf(key) }).der);
+    const leaf = parseCertificate(
+      ca.issuer.issue({
+        profile: 'client',
+        subject: [[{ oid: '2.5.4.3', value: 'svc' }]],
+        publicKey: spkiOf(key),
+      }).der,
+    );
     expect(leaf.issuerDer.equals(ca.intermediate.subjectDer)).toBe(true);
     expect(leaf.notBefore.getTime()).toBe(t0.getTime() - 60_000);
     expect(leaf.notAfter.getTime()).toBe(t0.getTime() + 86_400_000);
   });
 });
-

@@ -79,22 +79,39 @@ export function initFileCa(opts: InitCaOptions): { meta: CaMeta; files: string[]
     });
   }
   if (opts.passphrase === undefined && !opts.insecurePlaintextKey) {
-    throw new MtlsError('MTLS_CA_PASSPHRASE_REQUIRED', 'The CA keys must be encrypted and no passphrase was given.', {
-      fix: 'Set MTLS_CA_PASSPHRASE or pass --passphrase-file FILE (or, for throw-away test CAs only, --insecure-plaintext-key).',
-    });
+    throw new MtlsError(
+      'MTLS_CA_PASSPHRASE_REQUIRED',
+      'The CA keys must be encrypted and no passphrase was given.',
+      {
+        fix: 'Set MTLS_CA_PASSPHRASE or pass --passphrase-file FILE (or, for throw-away test CAs only, --insecure-plaintext-key).',
+      },
+    );
   }
   const clock = opts.clock ?? systemClock;
-  const rootName: DistinguishedName = [[{ oid: '2.5.4.10', value: opts.name }], [{ oid: '2.5.4.3', value: `${opts.name} Root` }]];
-  const intName: DistinguishedName = [[{ oid: '2.5.4.10', value: opts.name }], [{ oid: '2.5.4.3', value: `${opts.name} Intermediate` }]];
+  const rootName: DistinguishedName = [
+    [{ oid: '2.5.4.10', value: opts.name }],
+    [{ oid: '2.5.4.3', value: `${opts.name} Root` }],
+  ];
+  const intName: DistinguishedName = [
+    [{ oid: '2.5.4.10', value: opts.name }],
+    [{ oid: '2.5.4.3', value: `${opts.name} Intermediate` }],
+  ];
   const rootKey = generateKey(opts.keyType);
-  const root = selfSign(rootKey, { profile: 'root', subject: rootName, ttlMs: opts.rootTtlMs ?? 3650 * DAY }, clock);
+  const root = selfSign(
+    rootKey,
+    { profile: 'root', subject: rootName, ttlMs: opts.rootTtlMs ?? 3650 * DAY },
+    clock,
+  );
   const rootCert = parseCertificate(root.der);
   const intKey = generateKey(opts.keyType);
   const intermediate = createIssuer(rootCert, rootKey, clock).issue({
     profile: 'intermediate',
     subject: intName,
     publicKey: spkiOf(intKey),
-    ttlMs: Math.min(opts.intermediateTtlMs ?? 5 * 365 * DAY, rootCert.notAfter.getTime() - clock.now().getTime()),
+    ttlMs: Math.min(
+      opts.intermediateTtlMs ?? 5 * 365 * DAY,
+      rootCert.notAfter.getTime() - clock.now().getTime(),
+    ),
   });
   const meta: CaMeta = {
     format: 1,
@@ -107,7 +124,11 @@ export function initFileCa(opts: InitCaOptions): { meta: CaMeta; files: string[]
   };
   const files = [
     { path: join(dir, CA_FILES.rootKey), data: exportPrivateKeyPem(rootKey, opts.passphrase), mode: 0o600 },
-    { path: join(dir, CA_FILES.intermediateKey), data: exportPrivateKeyPem(intKey, opts.passphrase), mode: 0o600 },
+    {
+      path: join(dir, CA_FILES.intermediateKey),
+      data: exportPrivateKeyPem(intKey, opts.passphrase),
+      mode: 0o600,
+    },
     { path: join(dir, CA_FILES.rootCert), data: root.pem },
     { path: join(dir, CA_FILES.intermediateCert), data: intermediate.pem },
     { path: join(dir, CA_FILES.bundle), data: root.pem },
@@ -117,7 +138,11 @@ export function initFileCa(opts: InitCaOptions): { meta: CaMeta; files: string[]
   return { meta, files: files.map((f) => f.path) };
 }
 
-export function loadFileCa(dirInput: string, passphrase: string | undefined, clock: Clock = systemClock): FileCa {
+export function loadFileCa(
+  dirInput: string,
+  passphrase: string | undefined,
+  clock: Clock = systemClock,
+): FileCa {
   const dir = resolve(dirInput);
   if (!existsSync(join(dir, CA_FILES.intermediateCert))) {
     throw new MtlsError('MTLS_CA_NOT_FOUND', `No CA in ${dir}.`, {
@@ -129,10 +154,16 @@ export function loadFileCa(dirInput: string, passphrase: string | undefined, clo
     meta = JSON.parse(readInput(join(dir, CA_FILES.meta), 'CA metadata').toString('utf8')) as CaMeta;
   } catch (e) {
     if (e instanceof MtlsError) throw e;
-    throw new MtlsError('MTLS_CA_CORRUPT', `${join(dir, CA_FILES.meta)} is not valid JSON.`, { cause: e, fix: 'Restore the CA directory from its backup.' });
+    throw new MtlsError('MTLS_CA_CORRUPT', `${join(dir, CA_FILES.meta)} is not valid JSON.`, {
+      cause: e,
+      fix: 'Restore the CA directory from its backup.',
+    });
   }
   const rootPem = readInput(join(dir, CA_FILES.rootCert), 'root certificate').toString('latin1');
-  const intermediatePem = readInput(join(dir, CA_FILES.intermediateCert), 'intermediate certificate').toString('latin1');
+  const intermediatePem = readInput(
+    join(dir, CA_FILES.intermediateCert),
+    'intermediate certificate',
+  ).toString('latin1');
   const root = readCertificates(Buffer.from(rootPem), CA_FILES.rootCert)[0]!;
   const intermediate = readCertificates(Buffer.from(intermediatePem), CA_FILES.intermediateCert)[0]!;
   const keyData = readInput(join(dir, CA_FILES.intermediateKey), 'intermediate key');
@@ -141,9 +172,13 @@ export function loadFileCa(dirInput: string, passphrase: string | undefined, clo
     key = readPrivateKey(keyData, passphrase, join(dir, CA_FILES.intermediateKey)).key;
   } catch (e) {
     if (e instanceof MtlsError && e.code === 'MTLS_PKI_KEY_ENCRYPTED') {
-      throw new MtlsError('MTLS_CA_PASSPHRASE_REQUIRED', `The CA key in ${dir} is encrypted and no passphrase was given.`, {
-        fix: 'Set MTLS_CA_PASSPHRASE or pass --passphrase-file FILE.',
-      });
+      throw new MtlsError(
+        'MTLS_CA_PASSPHRASE_REQUIRED',
+        `The CA key in ${dir} is encrypted and no passphrase was given.`,
+        {
+          fix: 'Set MTLS_CA_PASSPHRASE or pass --passphrase-file FILE.',
+        },
+      );
     }
     throw e;
   }
@@ -151,10 +186,14 @@ export function loadFileCa(dirInput: string, passphrase: string | undefined, clo
   try {
     issuer = createIssuer(intermediate, key, clock);
   } catch (e) {
-    throw new MtlsError('MTLS_CA_CORRUPT', `The intermediate key in ${dir} does not match intermediate.crt.`, {
-      cause: e,
-      fix: 'Restore the CA directory from its backup; keys and certificates must come from the same "mtls ca init".',
-    });
+    throw new MtlsError(
+      'MTLS_CA_CORRUPT',
+      `The intermediate key in ${dir} does not match intermediate.crt.`,
+      {
+        cause: e,
+        fix: 'Restore the CA directory from its backup; keys and certificates must come from the same "mtls ca init".',
+      },
+    );
   }
   return { dir, meta, root, intermediate, issuer, rootPem, intermediatePem };
 }

@@ -38,7 +38,10 @@ export function renderError(io: CliIo, e: MtlsError, json: boolean): void {
   }
   io.stderr(`error ${e.code}: ${e.message}\n`);
   if (e.fix) io.stderr(`  fix: ${e.fix}\n`);
-  if (io.env.MTLS_DEBUG && e.cause) io.stderr(`  cause: ${String((e.cause as Error).stack ?? e.cause)}\n`);
+  if (io.env.MTLS_DEBUG && e.cause)
+    io.stderr(
+      `  cause: ${e.cause instanceof Error ? (e.cause.stack ?? e.cause.message) : JSON.stringify(e.cause)}\n`,
+    );
 }
 
 /** Passphrase for CA keys: --passphrase-file wins over MTLS_CA_PASSPHRASE. */
@@ -58,7 +61,9 @@ export function parseTime(text: string | undefined): Date | undefined {
   if (text === 'now') return new Date();
   const d = new Date(text);
   if (Number.isNaN(d.getTime()) || !/^\d{4}-\d{2}-\d{2}/.test(text)) {
-    throw new MtlsError('MTLS_CLI_BAD_TIME', `"${text}" is not a date-time.`, { fix: 'Write it as ISO 8601, e.g. 2026-12-31T12:00:00Z.' });
+    throw new MtlsError('MTLS_CLI_BAD_TIME', `"${text}" is not a date-time.`, {
+      fix: 'Write it as ISO 8601, e.g. 2026-12-31T12:00:00Z.',
+    });
   }
   return d;
 }

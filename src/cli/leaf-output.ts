@@ -38,7 +38,10 @@ export function writeLeaf(
   };
   const planned: PlannedFile[] = [];
   if (keyPem && files.key) planned.push({ path: files.key, data: keyPem, mode: 0o600 });
-  planned.push({ path: files.cert, data: issued.pem }, { path: files.chain, data: issued.pem + ca.intermediatePem });
+  planned.push(
+    { path: files.cert, data: issued.pem },
+    { path: files.chain, data: issued.pem + ca.intermediatePem },
+  );
   // The trust bundle is shared by every leaf in the directory: rewrite it only when it differs.
   const bundleSame = existsSync(files.bundle) && readFileSync(files.bundle, 'latin1') === ca.rootPem;
   writeFilesAtomic(planned, { overwrite: force });

@@ -26,7 +26,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     else io.stdout(human.join('\n') + '\n');
   };
   const program = new Command('mtls')
-    .description('mutual TLS between your services: PKI, CA, proxy, agent, and a doctor that says which side fails')
+    .description(
+      'mutual TLS between your services: PKI, CA, proxy, agent, and a doctor that says which side fails',
+    )
     .version(VERSION)
     .exitOverride()
     .showHelpAfterError('(run with --help for usage)')
@@ -39,14 +41,20 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   registerVerify(program, io, emit);
   for (const c of program.commands) {
     c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-    for (const sub of c.commands) sub.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
+    for (const sub of c.commands)
+      sub.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   }
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+      if (
+        e.code === 'commander.helpDisplayed' ||
+        e.code === 'commander.version' ||
+        e.code === 'commander.help'
+      )
+        return 0;
       // commander has already printed its message
       return 2;
     }

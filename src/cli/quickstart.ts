@@ -13,14 +13,23 @@ import { writeLeaf } from './leaf-output.js';
 
 const PASSPHRASE_FILE = 'passphrase';
 
-export function registerQuickstart(program: Command, io: CliIo, emit: (human: string[], json: unknown) => void): void {
+export function registerQuickstart(
+  program: Command,
+  io: CliIo,
+  emit: (human: string[], json: unknown) => void,
+): void {
   program
     .command('quickstart')
-    .description('create a CA (once), a localhost server certificate and a client certificate, and show how to use them')
+    .description(
+      'create a CA (once), a localhost server certificate and a client certificate, and show how to use them',
+    )
     .option('--dir <dir>', 'CA directory (default $MTLS_CA_DIR or ./mtls-data)')
     .option('--ttl <duration>', 'lifetime of the two leaf certificates', '24h')
     .option('--json', 'print the result as JSON', false)
-    .addHelpText('after', '\nExample:\n  mtls quickstart            # then follow the printed curl and nginx lines')
+    .addHelpText(
+      'after',
+      '\nExample:\n  mtls quickstart            # then follow the printed curl and nginx lines',
+    )
     .action((o: { dir?: string; ttl: string }) => {
       const ttlMs = parseDuration(o.ttl, '--ttl');
       const dirArg = defaultCaDir(io, o.dir);
@@ -32,7 +41,9 @@ export function registerQuickstart(program: Command, io: CliIo, emit: (human: st
       if (!caExists(dir)) {
         if (!passphrase) {
           passphrase = randomBytes(24).toString('base64url');
-          notes.push(`MTLS_CA_PASSPHRASE was not set: generated one in ${relative(io.cwd, passFile)} (0600). For a real CA, set MTLS_CA_PASSPHRASE and keep it elsewhere.`);
+          notes.push(
+            `MTLS_CA_PASSPHRASE was not set: generated one in ${relative(io.cwd, passFile)} (0600). For a real CA, set MTLS_CA_PASSPHRASE and keep it elsewhere.`,
+          );
         }
         initFileCa({ dir, name: 'mtlskit quickstart', keyType: 'p256', passphrase });
         if (!io.env.MTLS_CA_PASSPHRASE) writeFileAtomic(passFile, passphrase + '\n', 0o600);
@@ -51,13 +62,20 @@ export function registerQuickstart(program: Command, io: CliIo, emit: (human: st
         ttlMs,
       });
       const clientKey = generateKey('p256');
-      const client = ca.issuer.issue({ profile: 'client', subject: [[{ oid: '2.5.4.3', value: 'demo-client' }]], publicKey: spkiOf(clientKey), ttlMs });
+      const client = ca.issuer.issue({
+        profile: 'client',
+        subject: [[{ oid: '2.5.4.3', value: 'demo-client' }]],
+        publicKey: spkiOf(clientKey),
+        ttlMs,
+      });
       const s = writeLeaf(ca, out, 'server', server, exportPrivateKeyPem(serverKey), true);
       const c = writeLeaf(ca, out, 'client', client, exportPrivateKeyPem(clientKey), true);
       const r = (p: string): string => relative(io.cwd, p) || '.';
       emit(
         [
-          created ? `created a CA in ${r(dir)} (root sha256 ${ca.meta.rootFingerprint})` : `using the CA in ${r(dir)} (root sha256 ${ca.meta.rootFingerprint})`,
+          created
+            ? `created a CA in ${r(dir)} (root sha256 ${ca.meta.rootFingerprint})`
+            : `using the CA in ${r(dir)} (root sha256 ${ca.meta.rootFingerprint})`,
           ...notes.map((n) => `note: ${n}`),
           `issued (valid until ${server.notAfter.toISOString()}):`,
           `  server  ${r(s.chain)} + ${r(s.key!)}   (localhost, 127.0.0.1, ::1; serverAuth)`,
@@ -78,7 +96,16 @@ export function registerQuickstart(program: Command, io: CliIo, emit: (human: st
           `  mtls verify ${r(c.cert)} --ca ${r(s.bundle)} --untrusted ${r(c.chain)} --purpose client`,
           `  mtls inspect ${r(s.chain)}`,
         ],
-        { ok: true, created, dir, rootFingerprint: ca.meta.rootFingerprint, server: s, client: c, notAfter: server.notAfter.toISOString(), notes },
+        {
+          ok: true,
+          created,
+          dir,
+          rootFingerprint: ca.meta.rootFingerprint,
+          server: s,
+          client: c,
+          notAfter: server.notAfter.toISOString(),
+          notes,
+        },
       );
     });
 }

@@ -13,7 +13,11 @@ import {
 export function validityLine(cert: Certificate, now: Date): string {
   const left = cert.notAfter.getTime() - now.getTime();
   const state =
-    now < cert.notBefore ? `not valid for another ${formatDuration(cert.notBefore.getTime() - now.getTime())}` : left <= 0 ? `EXPIRED ${formatDuration(-left)} ago` : `expires in ${formatDuration(left)}`;
+    now < cert.notBefore
+      ? `not valid for another ${formatDuration(cert.notBefore.getTime() - now.getTime())}`
+      : left <= 0
+        ? `EXPIRED ${formatDuration(-left)} ago`
+        : `expires in ${formatDuration(left)}`;
   return `${cert.notBefore.toISOString()} → ${cert.notAfter.toISOString()} (${state})`;
 }
 
@@ -51,7 +55,8 @@ export function certificateLines(cert: Certificate, now: Date, indent = '  '): s
     `key         ${cert.publicKey.description}, signed with ${signatureAlgorithmName(cert.signatureAlgorithm)}`,
     `CA          ${bc?.ca ? `yes${bc.pathLen !== undefined ? ` (pathLen ${bc.pathLen})` : ' (no pathLen)'}` : 'no'}`,
   ];
-  if (cert.subjectAltNames.length) lines.push(`SANs        ${cert.subjectAltNames.map(formatGeneralName).join(', ')}`);
+  if (cert.subjectAltNames.length)
+    lines.push(`SANs        ${cert.subjectAltNames.map(formatGeneralName).join(', ')}`);
   if (cert.keyUsage) lines.push(`key usage   ${cert.keyUsage.join(', ')}`);
   if (cert.extKeyUsage) lines.push(`ext usage   ${cert.extKeyUsage.map(ekuName).join(', ')}`);
   if (cert.ocspUrls.length) lines.push(`OCSP        ${cert.ocspUrls.join(', ')}`);

@@ -12,7 +12,9 @@ describe('parseDuration', () => {
   ])('%s', (text, ms) => expect(parseDuration(text)).toBe(ms));
 
   it.each(['', '24', 'h', '-1h', '0s', '1x', '1h 30m'])('rejects %j with MTLS_CLI_BAD_DURATION', (text) => {
-    expect(() => parseDuration(text)).toThrow(expect.objectContaining({ code: 'MTLS_CLI_BAD_DURATION' }) as Error);
+    expect(() => parseDuration(text)).toThrow(
+      expect.objectContaining({ code: 'MTLS_CLI_BAD_DURATION' }) as Error,
+    );
   });
 
   it('formats', () => {

@@ -1,6 +1,14 @@
 import { MtlsError } from '../errors/index.js';
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000, y: 365 * 86_400_000 };
+const UNITS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+  w: 7 * 86_400_000,
+  y: 365 * 86_400_000,
+};
 
 /** "90s", "15m", "24h", "7d", "1h30m" → milliseconds. */
 export function parseDuration(text: string, what = 'duration'): number {

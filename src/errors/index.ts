@@ -5,7 +5,8 @@
 export const ERROR_CODES = {
   MTLS_PKI_BAD_PEM: 'The input is not valid PEM (missing END line, bad base64, or no PEM block at all).',
   MTLS_PKI_BAD_DER: 'The bytes are not valid DER for the object expected (truncated or garbage).',
-  MTLS_PKI_WRONG_OBJECT: 'The file holds a different kind of object than the one expected (a CSR where a certificate was expected, say).',
+  MTLS_PKI_WRONG_OBJECT:
+    'The file holds a different kind of object than the one expected (a CSR where a certificate was expected, say).',
   MTLS_PKI_BAD_CERTIFICATE: 'A certificate could not be parsed.',
   MTLS_PKI_BAD_CSR: 'A certificate signing request could not be parsed.',
   MTLS_PKI_CSR_SIGNATURE: "The CSR's signature does not verify with its own public key.",
@@ -33,7 +34,8 @@ export const ERROR_CODES = {
   MTLS_CA_EXISTS: 'A CA already exists in the directory.',
   MTLS_CA_PASSPHRASE_REQUIRED: 'The CA key is encrypted and no passphrase was provided.',
   MTLS_CA_PLAINTEXT_KEY: 'Refused to store a CA private key without encryption.',
-  MTLS_CA_CORRUPT: 'The CA directory is inconsistent (a key that does not match its certificate, a missing file).',
+  MTLS_CA_CORRUPT:
+    'The CA directory is inconsistent (a key that does not match its certificate, a missing file).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,4 +1,12 @@
-import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync, chmodSync, mkdirSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+  chmodSync,
+  mkdirSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -75,7 +83,9 @@ describe('writeFilesAtomic', () => {
 
 describe('readInput', () => {
   it('names a missing file with a stable code', () => {
-    expect(() => readInput('/nonexistent/x.pem', 'certificate')).toThrow(expect.objectContaining({ code: 'MTLS_FILE_NOT_FOUND' }) as Error);
+    expect(() => readInput('/nonexistent/x.pem', 'certificate')).toThrow(
+      expect.objectContaining({ code: 'MTLS_FILE_NOT_FOUND' }) as Error,
+    );
   });
   it('reads the first line of a passphrase file', () => {
     const d = tmp();

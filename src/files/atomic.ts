@@ -1,5 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync, existsSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+  existsSync,
+} from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { MtlsError } from '../errors/index.js';
 
@@ -16,12 +27,21 @@ export function readInput(path: string, what = 'file'): Buffer {
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      throw new MtlsError('MTLS_FILE_NOT_FOUND', `The ${what} ${path} does not exist.`, { fix: 'Check the path (relative paths start from the current directory).', cause: e });
+      throw new MtlsError('MTLS_FILE_NOT_FOUND', `The ${what} ${path} does not exist.`, {
+        fix: 'Check the path (relative paths start from the current directory).',
+        cause: e,
+      });
     }
     if (code === 'EISDIR') {
-      throw new MtlsError('MTLS_FILE_READ', `${path} is a directory, not a ${what}.`, { fix: 'Name the file inside it.', cause: e });
+      throw new MtlsError('MTLS_FILE_READ', `${path} is a directory, not a ${what}.`, {
+        fix: 'Name the file inside it.',
+        cause: e,
+      });
     }
-    throw new MtlsError('MTLS_FILE_READ', `Cannot read the ${what} ${path}: ${(e as Error).message}.`, { fix: 'Check the file permissions.', cause: e });
+    throw new MtlsError('MTLS_FILE_READ', `Cannot read the ${what} ${path}: ${(e as Error).message}.`, {
+      fix: 'Check the file permissions.',
+      cause: e,
+    });
   }
 }
 
@@ -70,10 +90,14 @@ export function writeFilesAtomic(files: readonly PlannedFile[], opts: { overwrit
     }
   } catch (e) {
     for (const t of temps) safeUnlink(t);
-    throw new MtlsError('MTLS_FILE_WRITE', `Cannot write ${files.map((f) => f.path).join(', ')}: ${(e as Error).message}.`, {
-      fix: 'Check that the directory exists and is writable, and that the disk is not full.',
-      cause: e,
-    });
+    throw new MtlsError(
+      'MTLS_FILE_WRITE',
+      `Cannot write ${files.map((f) => f.path).join(', ')}: ${(e as Error).message}.`,
+      {
+        fix: 'Check that the directory exists and is writable, and that the disk is not full.',
+        cause: e,
+      },
+    );
   }
   for (let i = 0; i < files.length; i++) renameSync(temps[i]!, files[i]!.path);
   if (files.length) fsyncDir(dirname(files[0]!.path));

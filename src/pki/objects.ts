@@ -11,14 +11,25 @@ import { decodePem, isProbablyPem, type PemBlock } from './pem.js';
 export type PkiObject =
   | { kind: 'certificate'; cert: Certificate }
   | { kind: 'csr'; csr: CertificationRequest }
-  | { kind: 'private-key'; format: ReadKeyResult['format']; encrypted: boolean; description?: string; key?: ReadKeyResult['key'] }
+  | {
+      kind: 'private-key';
+      format: ReadKeyResult['format'];
+      encrypted: boolean;
+      description?: string;
+      key?: ReadKeyResult['key'];
+    }
   | { kind: 'public-key'; description: string; spki: Buffer }
   | { kind: 'crl'; der: Buffer }
   | { kind: 'unknown'; label: string; der: Buffer };
 
 const KEY_LABELS = new Set(['PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY']);
 
-function fromBlock(block: PemBlock, pemText: string, source: string, passphrase: string | undefined): PkiObject {
+function fromBlock(
+  block: PemBlock,
+  pemText: string,
+  source: string,
+  passphrase: string | undefined,
+): PkiObject {
   switch (block.label) {
     case 'CERTIFICATE':
     case 'TRUSTED CERTIFICATE':
@@ -37,13 +48,28 @@ function fromBlock(block: PemBlock, pemText: string, source: string, passphrase:
   }
 }
 
-function keyObject(data: Buffer | string, source: string, passphrase: string | undefined, label?: string): PkiObject {
+function keyObject(
+  data: Buffer | string,
+  source: string,
+  passphrase: string | undefined,
+  label?: string,
+): PkiObject {
   try {
     const r = readPrivateKey(data, passphrase, source);
-    return { kind: 'private-key', format: r.format, encrypted: r.encrypted, description: describeKey(r.key).description, key: r.key };
+    return {
+      kind: 'private-key',
+      format: r.format,
+      encrypted: r.encrypted,
+      description: describeKey(r.key).description,
+      key: r.key,
+    };
   } catch (e) {
     if (e instanceof MtlsError && e.code === 'MTLS_PKI_KEY_ENCRYPTED') {
-      return { kind: 'private-key', format: label === 'ENCRYPTED PRIVATE KEY' || !label ? 'encrypted-pkcs8' : 'legacy-encrypted-pem', encrypted: true };
+      return {
+        kind: 'private-key',
+        format: label === 'ENCRYPTED PRIVATE KEY' || !label ? 'encrypted-pkcs8' : 'legacy-encrypted-pem',
+        encrypted: true,
+      };
     }
     throw e;
   }
@@ -54,30 +80,44 @@ function publicKeyObject(spki: Buffer, source: string): PkiObject {
     const k = createPublicKey({ key: spki, format: 'der', type: 'spki' });
     return { kind: 'public-key', description: describeKey(k).description, spki };
   } catch (e) {
-    throw new MtlsError('MTLS_PKI_BAD_KEY', `${source}: the public key cannot be read.`, { cause: e, fix: 'Export the public key again (openssl pkey -pubout).' });
+    throw new MtlsError('MTLS_PKI_BAD_KEY', `${source}: the public key cannot be read.`, {
+      cause: e,
+      fix: 'Export the public key again (openssl pkey -pubout).',
+    });
   }
 }
 
 /** Guesses what a DER blob is, by structure, without throwing. */
-export function sniffDer(buf: Buffer): 'certificate' | 'csr' | 'crl' | 'private-key' | 'public-key' | undefined {
+export function sniffDer(
+  buf: Buffer,
+): 'certificate' | 'csr' | 'crl' | 'private-key' | 'public-key' | undefined {
   try {
     const top = der.readOne(buf);
     const kids = der.children(top);
     if (kids.length === 3 && kids[0]!.tag === der.Tag.SEQUENCE && kids[2]!.tag === der.Tag.BIT_STRING) {
       const inner = der.children(kids[0]!);
-      if (inner[0]?.tag === 0xa0 || (inner[0]?.tag === der.Tag.INTEGER && inner[1]?.tag === der.Tag.INTEGER)) return 'certificate';
-      if (inner[0]?.tag === der.Tag.INTEGER && inner.length >= 3 && inner[2]?.tag === der.Tag.SEQUENCE && inner[1]?.tag === der.Tag.SEQUENCE) {
+      if (inner[0]?.tag === 0xa0 || (inner[0]?.tag === der.Tag.INTEGER && inner[1]?.tag === der.Tag.INTEGER))
+        return 'certificate';
+      if (
+        inner[0]?.tag === der.Tag.INTEGER &&
+        inner.length >= 3 &&
+        inner[2]?.tag === der.Tag.SEQUENCE &&
+        inner[1]?.tag === der.Tag.SEQUENCE
+      ) {
         // CertificationRequestInfo: version, subject, spki, [0] attributes
         if (inner[3]?.tag === 0xa0 || inner.length === 3) return 'csr';
       }
       if (inner.some((n) => n.tag === der.Tag.UTC_TIME || n.tag === der.Tag.GENERALIZED_TIME)) {
         // TBSCertList: [version], signature, issuer, thisUpdate, …
-        const times = inner.findIndex((n) => n.tag === der.Tag.UTC_TIME || n.tag === der.Tag.GENERALIZED_TIME);
+        const times = inner.findIndex(
+          (n) => n.tag === der.Tag.UTC_TIME || n.tag === der.Tag.GENERALIZED_TIME,
+        );
         if (times >= 2 && inner[times - 1]!.tag === der.Tag.SEQUENCE) return 'crl';
       }
       return 'certificate';
     }
-    if (kids.length === 2 && kids[0]!.tag === der.Tag.SEQUENCE && kids[1]!.tag === der.Tag.BIT_STRING) return 'public-key';
+    if (kids.length === 2 && kids[0]!.tag === der.Tag.SEQUENCE && kids[1]!.tag === der.Tag.BIT_STRING)
+      return 'public-key';
     if (sniffDerKey(buf)) return 'private-key';
   } catch {
     return undefined;
@@ -108,7 +148,9 @@ export function readObjects(data: Buffer, source = 'input', passphrase?: string)
       return [keyObject(data, source, passphrase)];
     default: {
       const text = data.subarray(0, 200).toString('latin1');
-      const printable = data.length > 0 && /^[\x09\x0a\x0d\x20-\x7e]*$/.test(text);
+      const printable =
+        data.length > 0 &&
+        [...text].every((ch) => ch === '\t' || ch === '\n' || ch === '\r' || (ch >= ' ' && ch <= '~'));
       throw new MtlsError(
         'MTLS_PKI_BAD_DER',
         data.length === 0
@@ -129,12 +171,18 @@ export function readObjects(data: Buffer, source = 'input', passphrase?: string)
 /** Certificates only; throws MTLS_PKI_WRONG_OBJECT naming what the file holds instead. */
 export function readCertificates(data: Buffer, source = 'input'): Certificate[] {
   const objs = readObjects(data, source);
-  const certs = objs.filter((o): o is Extract<PkiObject, { kind: 'certificate' }> => o.kind === 'certificate').map((o) => o.cert);
+  const certs = objs
+    .filter((o): o is Extract<PkiObject, { kind: 'certificate' }> => o.kind === 'certificate')
+    .map((o) => o.cert);
   if (certs.length === 0) {
     const found = objs.map((o) => (o.kind === 'unknown' ? o.label : o.kind)).join(', ');
-    throw new MtlsError('MTLS_PKI_WRONG_OBJECT', `${source} holds no certificate (found: ${found || 'nothing'}).`, {
-      fix: 'Pass a certificate file ("-----BEGIN CERTIFICATE-----"); run "mtls inspect FILE" to see what a file holds.',
-    });
+    throw new MtlsError(
+      'MTLS_PKI_WRONG_OBJECT',
+      `${source} holds no certificate (found: ${found || 'nothing'}).`,
+      {
+        fix: 'Pass a certificate file ("-----BEGIN CERTIFICATE-----"); run "mtls inspect FILE" to see what a file holds.',
+      },
+    );
   }
   return certs;
 }
