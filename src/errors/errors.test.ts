@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { renderErrorsDoc } from '../../scripts/errors-doc.js';
+import { GENERATED_DOCS } from '../../scripts/gen-docs.js';
 import { ERROR_CODES, MtlsError, isMtlsError } from './index.js';
 
 describe('error codes', () => {
@@ -8,9 +8,9 @@ describe('error codes', () => {
     for (const code of Object.keys(ERROR_CODES)) expect(code).toMatch(/^MTLS_[A-Z0-9]+_[A-Z0-9_]+$/);
   });
 
-  it('docs/errors.md is in sync with the table (regenerate with scripts/errors-doc.ts)', () => {
-    const doc = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8');
-    expect(doc).toBe(renderErrorsDoc());
+  it.each(Object.keys(GENERATED_DOCS))('%s is in sync with its table (regenerate: node --import tsx scripts/gen-docs.ts)', (path) => {
+    const doc = readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+    expect(doc).toBe(GENERATED_DOCS[path]!());
   });
 
   it('keeps the cause for logs but not in JSON', () => {

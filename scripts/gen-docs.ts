@@ -1,0 +1,70 @@
+// Regenerates the catalog pages from the code: `node --import tsx scripts/gen-docs.ts`.
+// docs/errors.md ← ERROR_CODES, docs/reasons.md ← REASONS, docs/lint.md ← LINT_RULES.
+// src/errors/errors.test.ts fails when a page and its table drift apart.
+import { writeFileSync } from 'node:fs';
+import { ERROR_CODES } from '../src/errors/index.js';
+import { LINT_RULES } from '../src/pki/lint.js';
+import { REASONS } from '../src/pki/reasons.js';
+
+const cell = (s: string): string => s.replace(/\|/g, '\\|');
+
+export function renderErrorsDoc(): string {
+  const rows = Object.entries(ERROR_CODES).map(([code, meaning]) => `| \`${code}\` | ${cell(meaning)} |`);
+  return `# Error codes
+
+Every failure mtlskit reports carries one stable code \`MTLS_<AREA>_<REASON>\`, a message that says what
+was wrong and a \`fix\` line that says what to do. Codes are never renamed or reused. The CLI prints
+\`error CODE: message\` and \`fix: …\` on stderr (or \`{"ok":false,"error":{code,message,fix}}\` with
+\`--json\`) and exits 2 for usage errors (bad flags, names, durations, profiles, missing files or
+passphrases) and 1 for everything else. HTTP APIs answer \`{ code, message, requestId }\`.
+
+This table is generated from \`src/errors/index.ts\` (\`node --import tsx scripts/gen-docs.ts\`); a test
+keeps the two in sync.
+
+| code | meaning |
+| --- | --- |
+${rows.join('\n')}
+`;
+}
+
+export function renderReasonsDoc(): string {
+  const rows = Object.entries(REASONS).map(([code, meaning]) => `| \`${code}\` | ${cell(meaning)} |`);
+  return `# Verification reasons
+
+The one vocabulary for why a peer certificate is not accepted. \`mtls verify\` prints these; the proxy
+uses them as the \`reason\` label of its metrics and in its logs; the doctor uses them as finding codes.
+Entries are added, never renamed.
+
+Generated from \`src/pki/reasons.ts\` (\`node --import tsx scripts/gen-docs.ts\`).
+
+| reason | meaning |
+| --- | --- |
+${rows.join('\n')}
+`;
+}
+
+export function renderLintDoc(): string {
+  const rows = Object.entries(LINT_RULES).map(([code, r]) => `| \`${code}\` | ${r.severity} | ${cell(r.summary)} |`);
+  return `# Lint rules
+
+\`mtls inspect\` (and later the doctor) lints each certificate for its role (detected, or \`--role\`).
+Codes are stable; \`error\` findings make \`mtls inspect\` exit 1. Certificates issued by mtlskit's
+profiles lint clean.
+
+Generated from \`src/pki/lint.ts\` (\`node --import tsx scripts/gen-docs.ts\`).
+
+| code | severity | what it means |
+| --- | --- | --- |
+${rows.join('\n')}
+`;
+}
+
+export const GENERATED_DOCS: Record<string, () => string> = {
+  'docs/errors.md': renderErrorsDoc,
+  'docs/reasons.md': renderReasonsDoc,
+  'docs/lint.md': renderLintDoc,
+};
+
+if (process.argv[1]?.endsWith('gen-docs.ts')) {
+  for (const [path, render] of Object.entries(GENERATED_DOCS)) writeFileSync(new URL(`../${path}`, import.meta.url), render());
+}
