@@ -41,6 +41,7 @@ export function registerVerify(
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .option('--at <time>', 'verify at this ISO time instead of now')
+    .option('--strict', 'also enforce RFC 5280 issuing rules (AKI/SKI, v3, serials, SAN syntax) that OpenSSL-based peers do not check', false)
     .option('--json', 'print the result as JSON', false)
     .addHelpText(
       'after',
@@ -48,12 +49,14 @@ export function registerVerify(
 Examples:
   mtls verify client.crt --ca ca.pem --untrusted client.chain.pem --purpose client
   mtls verify server.chain.pem --ca ca.pem --purpose server --name api.internal --crl ca.crl
+By default the verdict is what an OpenSSL-based peer (nginx, HAProxy, Node, curl) would decide;
+--strict adds the RFC 5280 issuing rules checked by the x509-limbo conformance run.
 Exit 0 when accepted, 1 when rejected (reasons use the shared vocabulary: expired, wrong_eku, unknown_ca, …).`,
     )
     .action(
       (
         certPath: string,
-        o: { ca: string; untrusted?: string[]; purpose: string; name?: string; crl?: string[]; at?: string },
+        o: { ca: string; untrusted?: string[]; purpose: string; name?: string; crl?: string[]; at?: string; strict: boolean },
       ) => {
         if (!['client', 'server', 'any'].includes(o.purpose))
           throw usage(
