@@ -220,8 +220,12 @@ function describeKind(obj: PkiObject): string {
 }
 
 function lintLines(findings: LintFinding[], indent: string, role: ProfileName): string[] {
-  if (findings.length === 0)
-    return [`${indent}lint        clean for role ${role} (${getProfile(role).summary})`];
+  if (findings.every((f) => f.severity === 'info')) {
+    return [
+      `${indent}lint        clean for role ${role} (${getProfile(role).summary})`,
+      ...findings.map((f) => `${indent}  info    ${f.code}: ${f.message}`),
+    ];
+  }
   return [
     `${indent}lint (role ${role}):`,
     ...findings.flatMap((f) => [

@@ -20,7 +20,8 @@ export type DistinguishedName = NameAttribute[][];
 function escapeValue(v: string): string {
   let out = v.replace(/[\\,+"<>;=]/g, (c) => '\\' + c);
   if (out.startsWith('#') || out.startsWith(' ')) out = '\\' + out;
-  if (out.endsWith(' ') && !out.endsWith('\\ ')) out = out.slice(0, -1) + '\\ ';
+  // A trailing space is escaped unless it already is (an odd run of backslashes before it).
+  if (out.endsWith(' ') && !/(?:^|[^\\])(?:\\\\)*\\ $/.test(out)) out = out.slice(0, -1) + '\\ ';
   return out;
 }
 
@@ -36,7 +37,7 @@ export function formatName(dn: DistinguishedName): string {
  * the openssl slash form is already most-significant-first.
  */
 export function parseName(text: string): DistinguishedName {
-  const input = text.trim();
+  const input = trimUnescaped(text);
   if (input === '') return [];
   const bad = (why: string): MtlsError =>
     new MtlsError('MTLS_PKI_BAD_NAME', `Cannot parse the distinguished name "${text}": ${why}.`, {
@@ -66,7 +67,7 @@ export function parseName(text: string): DistinguishedName {
       const type = ava.slice(0, eq).trim();
       const oid = attributeOid(type);
       if (!oid) throw bad(`unknown attribute type "${type}"`);
-      const value = unescapeValue(ava.slice(eq + 1).trim());
+      const value = unescapeValue(trimUnescaped(ava.slice(eq + 1)));
       if (value === '') throw bad(`empty value for ${type}`);
       if (oid === OID.countryName && !/^[A-Z]{2}$/.test(value)) throw bad('C must be a two-letter country code');
       rdn.push({ oid, value });
@@ -90,8 +91,18 @@ function splitUnescaped(s: string, sep: string): string[] {
   return out;
 }
 
+/** Trims surrounding whitespace but keeps an escaped trailing space ("a\\ " stays "a\\ "). */
+function trimUnescaped(s: string): string {
+  const t = s.trim();
+  const trailing = /(\\+)$/.exec(t);
+  return trailing && trailing[1]!.length % 2 === 1 && s.length > s.trimEnd().length ? t + ' ' : t;
+}
+
+/** RFC 4514 unescaping: "\\," → ","; runs of "\\XX" hex pairs are UTF-8 octets ("\\C3\\A9" → "é"). */
 function unescapeValue(s: string): string {
-  return s.replace(/\\([0-9a-fA-F]{2}|.)/g, (_, e: string) => (e.length === 2 ? String.fromCharCode(parseInt(e, 16)) : e));
+  return s.replace(/((?:\\[0-9a-fA-F]{2})+)|\\(.)/g, (_, hex: string | undefined, ch: string | undefined) =>
+    hex ? Buffer.from(hex.replace(/\\/g, ''), 'hex').toString('utf8') : ch!,
+  );
 }
 
 export function commonName(dn: DistinguishedName): string | undefined {
@@ -114,8 +125,9 @@ function encodeAttributeValue(a: NameAttribute): Buffer {
 }
 
 export function encodeName(dn: DistinguishedName): Buffer {
+  // DER (X.690 11.6): the members of a SET OF are sorted by their encodings (multi-valued RDNs).
   return der.seq(
-    ...dn.map((rdn) => der.set(...rdn.map((a) => der.seq(der.oid(a.oid), encodeAttributeValue(a))))),
+    ...dn.map((rdn) => der.set(...rdn.map((a) => der.seq(der.oid(a.oid), encodeAttributeValue(a))).sort((x, y) => Buffer.compare(x, y)))),
   );
 }
 
