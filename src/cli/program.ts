@@ -31,7 +31,6 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     )
     .version(VERSION)
     .exitOverride()
-    .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   registerQuickstart(program, io, emit);
   registerCa(program, io, emit);
@@ -39,11 +38,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   registerCsr(program, io, emit);
   registerInspect(program, io, emit);
   registerVerify(program, io, emit);
-  for (const c of program.commands) {
-    c.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-    for (const sub of c.commands)
-      sub.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  }
+  // Commander's own error printing is replaced by ours (a code and a fix line, JSON with --json).
+  const quiet = { writeOut: io.stdout, writeErr: io.stderr, outputError: (): void => undefined };
+  const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];
+  for (const c of all(program)) c.exitOverride().configureOutput(quiet);
   try {
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
@@ -55,7 +53,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         e.code === 'commander.help'
       )
         return 0;
-      // commander has already printed its message
+      const usageError = new MtlsError('MTLS_CLI_USAGE', e.message.replace(/^error: /, ''), {
+        fix:
+          e.code === 'commander.unknownCommand'
+            ? 'Run "mtls --help" for the list of commands.'
+            : `Run "mtls ${commandPath(argv)} --help" for the options and an example.`,
+      });
+      renderError(io, usageError, json);
       return 2;
     }
     if (e instanceof MtlsError) {
@@ -70,4 +74,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     if (io.env.MTLS_DEBUG) io.stderr(String((e as Error).stack) + '\n');
     return 1;
   }
+}
+
+/** "ca sign" for `mtls ca sign x --bad`, for pointing at the right --help. */
+function commandPath(argv: readonly string[]): string {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  if (words[0] === 'ca' && words[1] && !words[1].includes('.')) return `ca ${words[1]}`;
+  return words[0] ?? '';
 }

@@ -41,7 +41,11 @@ export function registerVerify(
       (v: string, prev: string[] = []) => [...prev, v],
     )
     .option('--at <time>', 'verify at this ISO time instead of now')
-    .option('--strict', 'also enforce RFC 5280 issuing rules (AKI/SKI, v3, serials, SAN syntax) that OpenSSL-based peers do not check', false)
+    .option(
+      '--strict',
+      'also enforce RFC 5280 issuing rules (AKI/SKI, v3, serials, SAN syntax) that OpenSSL-based peers do not check',
+      false,
+    )
     .option('--json', 'print the result as JSON', false)
     .addHelpText(
       'after',
@@ -56,7 +60,15 @@ Exit 0 when accepted, 1 when rejected (reasons use the shared vocabulary: expire
     .action(
       (
         certPath: string,
-        o: { ca: string; untrusted?: string[]; purpose: string; name?: string; crl?: string[]; at?: string; strict: boolean },
+        o: {
+          ca: string;
+          untrusted?: string[];
+          purpose: string;
+          name?: string;
+          crl?: string[];
+          at?: string;
+          strict: boolean;
+        },
       ) => {
         if (!['client', 'server', 'any'].includes(o.purpose))
           throw usage(

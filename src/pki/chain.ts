@@ -419,6 +419,20 @@ export function searchPaths(leaf: Certificate, opts: BuildPathsOptions): PathSea
       }
       return;
     }
+    if (path.length > 1 && cur.basicConstraints?.ca) {
+      // The peer sent its intermediate(s); what is missing is the anchor above them. Far more often
+      // a trust bundle without the right root (or the CA files swapped) than a second missing
+      // intermediate, so it is unknown_ca, and the message names both remedies.
+      note(
+        {
+          reason: 'unknown_ca',
+          cert: cur,
+          message: `The chain of ${subjectString(path[0]!)} reaches ${subject}, issued by ${issuer}, which is not in the trust bundle. Add that root to the CA bundle (or, if it is an intermediate, send it with the chain).`,
+        },
+        1,
+      );
+      return;
+    }
     note(
       {
         reason: 'missing_intermediate',
