@@ -44,7 +44,9 @@ ${rows.join('\n')}
 }
 
 export function renderLintDoc(): string {
-  const rows = Object.entries(LINT_RULES).map(([code, r]) => `| \`${code}\` | ${r.severity} | ${cell(r.summary)} |`);
+  const rows = Object.entries(LINT_RULES).map(
+    ([code, r]) => `| \`${code}\` | ${r.severity} | ${cell(r.summary)} |`,
+  );
   return `# Lint rules
 
 \`mtls inspect\` (and later the doctor) lints each certificate for its role (detected, or \`--role\`).
@@ -66,5 +68,6 @@ export const GENERATED_DOCS: Record<string, () => string> = {
 };
 
 if (process.argv[1]?.endsWith('gen-docs.ts')) {
-  for (const [path, render] of Object.entries(GENERATED_DOCS)) writeFileSync(new URL(`../${path}`, import.meta.url), render());
+  for (const [path, render] of Object.entries(GENERATED_DOCS))
+    writeFileSync(new URL(`../${path}`, import.meta.url), render());
 }

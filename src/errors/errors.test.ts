@@ -8,10 +8,13 @@ describe('error codes', () => {
     for (const code of Object.keys(ERROR_CODES)) expect(code).toMatch(/^MTLS_[A-Z0-9]+_[A-Z0-9_]+$/);
   });
 
-  it.each(Object.keys(GENERATED_DOCS))('%s is in sync with its table (regenerate: node --import tsx scripts/gen-docs.ts)', (path) => {
-    const doc = readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
-    expect(doc).toBe(GENERATED_DOCS[path]!());
-  });
+  it.each(Object.keys(GENERATED_DOCS))(
+    '%s is in sync with its table (regenerate: node --import tsx scripts/gen-docs.ts)',
+    (path) => {
+      const doc = readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+      expect(doc).toBe(GENERATED_DOCS[path]!());
+    },
+  );
 
   it('keeps the cause for logs but not in JSON', () => {
     const cause = new Error('inner detail');

@@ -1,11 +1,18 @@
 // Certificate parsing into a plain model (our DER reader; no object tree), plus fingerprints and
 // signature checks through node:crypto.
-import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { createHash, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { MtlsError } from '../errors/index.js';
 import * as der from './der.js';
-import { decodeGeneralName, decodeGeneralNames, decodeName, formatName, type DistinguishedName, type GeneralName } from './names.js';
+import {
+  decodeGeneralName,
+  decodeGeneralNames,
+  decodeName,
+  formatName,
+  type DistinguishedName,
+  type GeneralName,
+} from './names.js';
 import { OID } from './oids.js';
-import { describePublicKey, type PublicKeyInfo } from './spki.js';
+import { describePublicKey, importSpki, type PublicKeyInfo } from './spki.js';
 
 export const KEY_USAGE_BITS = [
   'digitalSignature',
@@ -123,10 +130,14 @@ export function parseCertificate(input: Buffer): Certificate {
     return parseInner(buf);
   } catch (e) {
     if (e instanceof MtlsError) throw e;
-    throw new MtlsError('MTLS_PKI_BAD_CERTIFICATE', `Not a valid X.509 certificate: ${(e as Error).message}.`, {
-      fix: 'Check that the file is a certificate (openssl x509 -in FILE -noout -text) and was not truncated.',
-      cause: e,
-    });
+    throw new MtlsError(
+      'MTLS_PKI_BAD_CERTIFICATE',
+      `Not a valid X.509 certificate: ${(e as Error).message}.`,
+      {
+        fix: 'Check that the file is a certificate (openssl x509 -in FILE -noout -text) and was not truncated.',
+        cause: e,
+      },
+    );
   }
 }
 
@@ -134,7 +145,8 @@ function parseInner(buf: Buffer): Certificate {
   const top = der.readOne(buf);
   der.expect(top, der.Tag.SEQUENCE, 'Certificate');
   const [tbsNode, sigAlgNode, sigNode, extra] = der.children(top);
-  if (!tbsNode || !sigAlgNode || !sigNode || extra) throw new der.DerError('Certificate must have exactly 3 fields');
+  if (!tbsNode || !sigAlgNode || !sigNode || extra)
+    throw new der.DerError('Certificate must have exactly 3 fields');
   der.expect(tbsNode, der.Tag.SEQUENCE, 'TBSCertificate');
   const fields = der.children(tbsNode);
   let i = 0;
@@ -148,7 +160,8 @@ function parseInner(buf: Buffer): Certificate {
     i++;
   }
   const serialBytes = der.readIntegerBytes(der.expect(fields[i++], der.Tag.INTEGER, 'serialNumber'));
-  if (serialBytes.length > 1 && serialBytes[0] === 0 && !(serialBytes[1]! & 0x80)) throw new der.DerError('non-minimal serial encoding');
+  if (serialBytes.length > 1 && serialBytes[0] === 0 && !(serialBytes[1]! & 0x80))
+    throw new der.DerError('non-minimal serial encoding');
   const tbsSigNode = fields[i++]!;
   const tbsAlg = algorithmOf(tbsSigNode);
   const issuerNode = der.expect(fields[i++], der.Tag.SEQUENCE, 'issuer');
@@ -281,7 +294,9 @@ function applyExtension(cert: Certificate, oid: string, critical: boolean, v: de
       cert.subjectAltNames = decodeGeneralNames(v);
       return;
     case OID.subjectKeyIdentifier:
-      cert.subjectKeyId = Buffer.from(der.content(der.expect(v, der.Tag.OCTET_STRING, 'SubjectKeyIdentifier')));
+      cert.subjectKeyId = Buffer.from(
+        der.content(der.expect(v, der.Tag.OCTET_STRING, 'SubjectKeyIdentifier')),
+      );
       return;
     case OID.authorityKeyIdentifier: {
       const aki: AuthorityKeyId = { hasIssuerAndSerial: false };
@@ -361,7 +376,11 @@ function bytesToInt(b: Buffer): number {
 // ------------------------------------------------------------------ helpers
 
 export function fingerprint256(cert: Certificate): string {
-  return createHash('sha256').update(cert.der).digest('hex').toUpperCase().replace(/(..)(?!$)/g, '$1:');
+  return createHash('sha256')
+    .update(cert.der)
+    .digest('hex')
+    .toUpperCase()
+    .replace(/(..)(?!$)/g, '$1:');
 }
 
 export function isSelfIssued(cert: Certificate): boolean {
@@ -381,14 +400,17 @@ const keyCache = new WeakMap<Buffer, KeyObject>();
 export function publicKeyObject(cert: Certificate): KeyObject {
   let k = keyCache.get(cert.spki);
   if (!k) {
-    k = createPublicKey({ key: cert.spki, format: 'der', type: 'spki' });
+    k = importSpki(cert.spki);
     keyCache.set(cert.spki, k);
   }
   return k;
 }
 
 /** Hash name for node:crypto and padding for a signature algorithm OID; undefined if unsupported. */
-export function signatureScheme(oid: string, params?: Buffer): { hash: string | null; pss?: { saltLength: number } } | undefined {
+export function signatureScheme(
+  oid: string,
+  params?: Buffer,
+): { hash: string | null; pss?: { saltLength: number } } | undefined {
   switch (oid) {
     case OID.sha256WithRSAEncryption:
     case OID.ecdsaWithSHA256:
@@ -420,7 +442,15 @@ function pssScheme(params: Buffer): { hash: string; pss: { saltLength: number } 
       const [inner] = der.children(f);
       if (f.tag === 0xa0) {
         const o = der.readOid(der.children(inner!)[0]!);
-        hash = ({ [OID.sha256]: 'sha256', [OID.sha384]: 'sha384', [OID.sha512]: 'sha512', [OID.sha1]: 'sha1' } as Record<string, string>)[o] ?? '';
+        hash =
+          (
+            {
+              [OID.sha256]: 'sha256',
+              [OID.sha384]: 'sha384',
+              [OID.sha512]: 'sha512',
+              [OID.sha1]: 'sha1',
+            } as Record<string, string>
+          )[o] ?? '';
       } else if (f.tag === 0xa2) saltLength = der.readSmallInt(inner!);
     }
     return hash ? { hash, pss: { saltLength } } : undefined;
@@ -430,12 +460,23 @@ function pssScheme(params: Buffer): { hash: string; pss: { saltLength: number } 
 }
 
 /** True when `signature` over `data` verifies with `key` under the algorithm `oid`. */
-export function verifySignature(data: Buffer, signature: Buffer, oid: string, params: Buffer | undefined, key: KeyObject): boolean {
+export function verifySignature(
+  data: Buffer,
+  signature: Buffer,
+  oid: string,
+  params: Buffer | undefined,
+  key: KeyObject,
+): boolean {
   const scheme = signatureScheme(oid, params);
   if (!scheme) return false;
   try {
     if (scheme.pss) {
-      return cryptoVerify(scheme.hash, data, { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: scheme.pss.saltLength }, signature);
+      return cryptoVerify(
+        scheme.hash,
+        data,
+        { key, padding: 6 /* RSA_PKCS1_PSS_PADDING */, saltLength: scheme.pss.saltLength },
+        signature,
+      );
     }
     return cryptoVerify(scheme.hash, data, key, signature);
   } catch {
@@ -451,7 +492,13 @@ export function isSignedBy(cert: Certificate, issuer: Certificate): boolean {
   } catch {
     return false;
   }
-  return verifySignature(cert.tbs, cert.signature, cert.signatureAlgorithm, cert.signatureAlgorithmParams, key);
+  return verifySignature(
+    cert.tbs,
+    cert.signature,
+    cert.signatureAlgorithm,
+    cert.signatureAlgorithmParams,
+    key,
+  );
 }
 
 export function extension(cert: Certificate, oid: string): Extension | undefined {

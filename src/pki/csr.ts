@@ -1,15 +1,22 @@
 // PKCS#10 certificate signing requests: parse, verify the self-signature, read requested names,
 // and create CSRs. Parsing uses the DER reader so the CA's CSR path stays fast.
 import type { KeyObject } from 'node:crypto';
-import { createPublicKey } from 'node:crypto';
 import { MtlsError } from '../errors/index.js';
 import { verifySignature } from './certificate.js';
 import * as der from './der.js';
 import { signData, signatureAlgorithmFor, spkiOf } from './keys.js';
-import { decodeGeneralNames, decodeName, encodeGeneralNames, encodeName, type DistinguishedName, type GeneralName, type San } from './names.js';
+import {
+  decodeGeneralNames,
+  decodeName,
+  encodeGeneralNames,
+  encodeName,
+  type DistinguishedName,
+  type GeneralName,
+  type San,
+} from './names.js';
 import { OID } from './oids.js';
 import { decodePem, encodePem, isProbablyPem } from './pem.js';
-import { describePublicKey, type PublicKeyInfo } from './spki.js';
+import { describePublicKey, importSpki, type PublicKeyInfo } from './spki.js';
 
 export interface CertificationRequest {
   der: Buffer;
@@ -39,11 +46,17 @@ export function parseCsr(input: Buffer | string, source = 'CSR'): CertificationR
   let bytes: Buffer;
   if (isProbablyPem(input)) {
     const blocks = decodePem(input, source);
-    const block = blocks.find((b) => b.label === 'CERTIFICATE REQUEST' || b.label === 'NEW CERTIFICATE REQUEST');
+    const block = blocks.find(
+      (b) => b.label === 'CERTIFICATE REQUEST' || b.label === 'NEW CERTIFICATE REQUEST',
+    );
     if (!block) {
-      throw new MtlsError('MTLS_PKI_WRONG_OBJECT', `${source} holds ${blocks.map((b) => b.label).join(', ') || 'no PEM block'}, not a certificate request.`, {
-        fix: 'Pass the CSR file ("-----BEGIN CERTIFICATE REQUEST-----"); run "mtls inspect FILE" to see what a file holds.',
-      });
+      throw new MtlsError(
+        'MTLS_PKI_WRONG_OBJECT',
+        `${source} holds ${blocks.map((b) => b.label).join(', ') || 'no PEM block'}, not a certificate request.`,
+        {
+          fix: 'Pass the CSR file ("-----BEGIN CERTIFICATE REQUEST-----"); run "mtls inspect FILE" to see what a file holds.',
+        },
+      );
     }
     bytes = block.der;
   } else bytes = Buffer.isBuffer(input) ? input : Buffer.from(input, 'latin1');
@@ -57,10 +70,16 @@ export function parseCsr(input: Buffer | string, source = 'CSR'): CertificationR
 
 function parseCsrDer(buf: Buffer): CertificationRequest {
   const top = der.readOne(buf);
-  const [infoNode, algNode, sigNode, extra] = der.children(der.expect(top, der.Tag.SEQUENCE, 'CertificationRequest'));
-  if (!infoNode || !algNode || !sigNode || extra) throw new der.DerError('CertificationRequest must have 3 fields');
-  const [version, subjectNode, spkiNode, attrsNode] = der.children(der.expect(infoNode, der.Tag.SEQUENCE, 'CertificationRequestInfo'));
-  if (der.readSmallInt(der.expect(version, der.Tag.INTEGER, 'version')) !== 0) throw new der.DerError('unsupported CSR version');
+  const [infoNode, algNode, sigNode, extra] = der.children(
+    der.expect(top, der.Tag.SEQUENCE, 'CertificationRequest'),
+  );
+  if (!infoNode || !algNode || !sigNode || extra)
+    throw new der.DerError('CertificationRequest must have 3 fields');
+  const [version, subjectNode, spkiNode, attrsNode] = der.children(
+    der.expect(infoNode, der.Tag.SEQUENCE, 'CertificationRequestInfo'),
+  );
+  if (der.readSmallInt(der.expect(version, der.Tag.INTEGER, 'version')) !== 0)
+    throw new der.DerError('unsupported CSR version');
   der.expect(subjectNode, der.Tag.SEQUENCE, 'subject');
   der.expect(spkiNode, der.Tag.SEQUENCE, 'subjectPKInfo');
   const [algOid, algParams] = der.children(der.expect(algNode, der.Tag.SEQUENCE, 'signatureAlgorithm'));
@@ -89,7 +108,8 @@ function parseCsrDer(buf: Buffer): CertificationRequest {
         const parts = der.children(e);
         const oid = der.readOid(parts[0]!);
         const value = parts[parts.length - 1]!;
-        if (oid === OID.subjectAltName) csr.subjectAltNames = decodeGeneralNames(der.readOne(der.content(value)));
+        if (oid === OID.subjectAltName)
+          csr.subjectAltNames = decodeGeneralNames(der.readOne(der.content(value)));
         else csr.requestedExtensions.push(oid);
       }
     }
@@ -101,14 +121,18 @@ function parseCsrDer(buf: Buffer): CertificationRequest {
 export function verifyCsr(csr: CertificationRequest): void {
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: csr.spki, format: 'der', type: 'spki' });
+    key = importSpki(csr.spki);
   } catch (e) {
     throw badCsr('its public key cannot be read', e);
   }
   if (!verifySignature(csr.info, csr.signature, csr.signatureAlgorithm, csr.signatureAlgorithmParams, key)) {
-    throw new MtlsError('MTLS_PKI_CSR_SIGNATURE', "The CSR's signature does not verify with its own public key: it was altered or signed with another key.", {
-      fix: 'Create the CSR again with the private key it should certify (mtls csr NAME --key KEY).',
-    });
+    throw new MtlsError(
+      'MTLS_PKI_CSR_SIGNATURE',
+      "The CSR's signature does not verify with its own public key: it was altered or signed with another key.",
+      {
+        fix: 'Create the CSR again with the private key it should certify (mtls csr NAME --key KEY).',
+      },
+    );
   }
 }
 
@@ -120,7 +144,9 @@ export function readVerifiedCsr(input: Buffer | string, source = 'CSR'): Certifi
 }
 
 export function requestedSans(csr: CertificationRequest): San[] {
-  return csr.subjectAltNames.filter((n): n is San => n.type === 'dns' || n.type === 'ip' || n.type === 'uri' || n.type === 'email');
+  return csr.subjectAltNames.filter(
+    (n): n is San => n.type === 'dns' || n.type === 'ip' || n.type === 'uri' || n.type === 'email',
+  );
 }
 
 export interface CreateCsrOptions {
@@ -135,7 +161,12 @@ export function createCsr(opts: CreateCsrOptions): { der: Buffer; pem: string } 
     const sanExt = der.seq(der.oid(OID.subjectAltName), der.octetString(encodeGeneralNames(opts.sans)));
     attrs.push(der.seq(der.oid(OID.extensionRequest), der.set(der.seq(sanExt))));
   }
-  const info = der.seq(der.integer(0), encodeName(opts.subject), spkiOf(opts.key), der.ctx(0, Buffer.concat(attrs)));
+  const info = der.seq(
+    der.integer(0),
+    encodeName(opts.subject),
+    spkiOf(opts.key),
+    der.ctx(0, Buffer.concat(attrs)),
+  );
   const alg = signatureAlgorithmFor(opts.key);
   const out = der.seq(info, alg.identifier, der.bitString(signData(info, opts.key, alg)));
   return { der: out, pem: encodePem('CERTIFICATE REQUEST', out) };

@@ -29,33 +29,49 @@ export class DerError extends Error {
 
 // ---------------------------------------------------------------- writer
 
-function lengthBytes(len: number): Buffer {
-  if (len < 0x80) return Buffer.from([len]);
-  if (len < 0x100) return Buffer.from([0x81, len]);
-  if (len < 0x10000) return Buffer.from([0x82, len >> 8, len & 0xff]);
-  if (len < 0x1000000) return Buffer.from([0x83, len >> 16, (len >> 8) & 0xff, len & 0xff]);
-  return Buffer.from([0x84, (len >>> 24) & 0xff, (len >> 16) & 0xff, (len >> 8) & 0xff, len & 0xff]);
+/** Size of the identifier and length octets for `len` content bytes. */
+function headerSize(len: number): number {
+  return len < 0x80 ? 2 : len < 0x100 ? 3 : len < 0x10000 ? 4 : len < 0x1000000 ? 5 : 6;
 }
 
-/** One TLV with a single-byte tag. */
+/** Writes the identifier and length octets at 0 and returns the offset of the content. */
+function writeHeader(out: Buffer, tag: number, len: number): number {
+  out[0] = tag;
+  if (len < 0x80) {
+    out[1] = len;
+    return 2;
+  }
+  const n = headerSize(len) - 2;
+  out[1] = 0x80 | n;
+  for (let i = n; i > 0; i--, len = Math.floor(len / 256)) out[1 + i] = len & 0xff;
+  return 2 + n;
+}
+
+/** One TLV with a single-byte tag: one allocation, one copy. */
 export function tlv(tag: number, content: Buffer): Buffer {
   const len = content.length;
-  if (len < 0x80) {
-    const out = Buffer.allocUnsafe(2 + len);
-    out[0] = tag;
-    out[1] = len;
-    content.copy(out, 2);
-    return out;
-  }
-  return Buffer.concat([Buffer.from([tag]), lengthBytes(len), content]);
+  const out = Buffer.allocUnsafe(headerSize(len) + len);
+  content.copy(out, writeHeader(out, tag, len));
+  return out;
+}
+
+/** A constructed TLV around the concatenation of `parts`, written in place (no intermediate concat). */
+function constructed(tag: number, parts: Buffer[]): Buffer {
+  if (parts.length === 1) return tlv(tag, parts[0]!);
+  let len = 0;
+  for (let i = 0; i < parts.length; i++) len += parts[i]!.length;
+  const out = Buffer.allocUnsafe(headerSize(len) + len);
+  let p = writeHeader(out, tag, len);
+  for (let i = 0; i < parts.length; i++) p += parts[i]!.copy(out, p);
+  return out;
 }
 
 export function seq(...parts: Buffer[]): Buffer {
-  return tlv(Tag.SEQUENCE, parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+  return constructed(Tag.SEQUENCE, parts);
 }
 
 export function set(...parts: Buffer[]): Buffer {
-  return tlv(Tag.SET, parts.length === 1 ? parts[0]! : Buffer.concat(parts));
+  return constructed(Tag.SET, parts);
 }
 
 /** Context-specific tag [n]; constructed for explicit tagging and constructed types. */
@@ -172,7 +188,14 @@ export function time(date: Date): Buffer {
 
 export function generalizedTime(date: Date): Buffer {
   const iso = date.toISOString(); // 2026-01-02T03:04:05.678Z
-  const s = iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19) + 'Z';
+  const s =
+    iso.slice(0, 4) +
+    iso.slice(5, 7) +
+    iso.slice(8, 10) +
+    iso.slice(11, 13) +
+    iso.slice(14, 16) +
+    iso.slice(17, 19) +
+    'Z';
   return tlv(Tag.GENERALIZED_TIME, Buffer.from(s, 'latin1'));
 }
 
@@ -214,18 +237,29 @@ export function read(buf: Buffer, offset = 0, limit = buf.length): Node {
   }
   const end = p + len;
   if (end > limit) throw new DerError('truncated value: content runs past the end of the data');
-  return { tag, cls: tag >> 6, constructed: (tag & 0x20) !== 0, num: tag & 0x1f, start: offset, contentStart: p, end, buf };
+  return {
+    tag,
+    cls: tag >> 6,
+    constructed: (tag & 0x20) !== 0,
+    num: tag & 0x1f,
+    start: offset,
+    contentStart: p,
+    end,
+    buf,
+  };
 }
 
 /** Reads a buffer that must hold exactly one TLV. */
 export function readOne(buf: Buffer): Node {
   const n = read(buf, 0);
-  if (n.end !== buf.length) throw new DerError(`trailing data after the DER object (${buf.length - n.end} bytes)`);
+  if (n.end !== buf.length)
+    throw new DerError(`trailing data after the DER object (${buf.length - n.end} bytes)`);
   return n;
 }
 
 export function children(node: Node): Node[] {
-  if (!node.constructed) throw new DerError(`expected a constructed value, got tag 0x${node.tag.toString(16)}`);
+  if (!node.constructed)
+    throw new DerError(`expected a constructed value, got tag 0x${node.tag.toString(16)}`);
   const out: Node[] = [];
   let p = node.contentStart;
   while (p < node.end) {
@@ -246,7 +280,8 @@ export function raw(node: Node): Buffer {
 
 export function expect(node: Node | undefined, tag: number, what: string): Node {
   if (!node) throw new DerError(`missing ${what}`);
-  if (node.tag !== tag) throw new DerError(`${what}: expected tag 0x${tag.toString(16)}, got 0x${node.tag.toString(16)}`);
+  if (node.tag !== tag)
+    throw new DerError(`${what}: expected tag 0x${tag.toString(16)}, got 0x${node.tag.toString(16)}`);
   return node;
 }
 
@@ -254,6 +289,28 @@ export function readOid(node: Node): string {
   expect(node, Tag.OID, 'OBJECT IDENTIFIER');
   const c = content(node);
   if (c.length === 0) throw new DerError('empty OID');
+  // Fast path: every arc fits in a double exactly (all OIDs in practice); same checks, same text.
+  let text = '';
+  let n = 0;
+  let first = true;
+  for (let i = 0; i < c.length; i++) {
+    const b = c[i]!;
+    if (n === 0 && b === 0x80) throw new DerError('non-minimal OID arc');
+    if (n >= 2 ** 45) return readOidBig(c);
+    n = n * 128 + (b & 0x7f);
+    if (!(b & 0x80)) {
+      if (first) {
+        const a0 = n < 80 ? Math.floor(n / 40) : 2;
+        text = a0 + '.' + (n - a0 * 40);
+        first = false;
+      } else text += '.' + n;
+      n = 0;
+    } else if (i === c.length - 1) throw new DerError('truncated OID');
+  }
+  return text;
+}
+
+function readOidBig(c: Buffer): string {
   const arcs: bigint[] = [];
   let v = 0n;
   for (let i = 0; i < c.length; i++) {

@@ -585,3 +585,34 @@ describe('profile violations', () => {
     expect(cert.hasSan).toBe(false);
   });
 });
+
+describe('caller-supplied serials', () => {
+  const req = (serial: Buffer): IssueRequest => ({
+    profile: 'client',
+    subject: parseName('CN=serial-test'),
+    publicKey: spkiOf(keys.p256),
+    serial,
+  });
+
+  it('are encoded minimally and reported as the certificate says', () => {
+    const { issued, cert } = issueParsed(issuer, req(Buffer.from([0, 0, 1])));
+    expect(issued.serial).toBe('01');
+    expect(cert.serial).toBe('01');
+    const high = issueParsed(issuer, req(Buffer.from([0xff, 0x01])));
+    expect(high.issued.serial).toBe('ff01');
+    expect(high.cert.serial).toBe('ff01');
+    expect(high.cert.serialNegative).toBe(false);
+  });
+
+  it('refuse zero and more than 20 octets', () => {
+    for (const bad of [Buffer.from([0, 0]), Buffer.alloc(21, 1)]) {
+      let err: unknown;
+      try {
+        issuer.issue(req(bad));
+      } catch (e) {
+        err = e;
+      }
+      expect(isMtlsError(err, 'MTLS_PKI_PROFILE_VIOLATION')).toBe(true);
+    }
+  });
+});

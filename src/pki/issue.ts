@@ -1,6 +1,6 @@
 // Issuance fast path: TBSCertificate encoded with the small DER writer and signed with node:crypto.
 // Everything that depends only on the issuer (name, AKI, signature algorithm) is encoded once.
-import { createHash, randomFillSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
+import { createHash, hash, randomFillSync, sign as cryptoSign, type KeyObject } from 'node:crypto';
 import { MtlsError } from '../errors/index.js';
 import type { Certificate, KeyUsage } from './certificate.js';
 import { KEY_USAGE_BITS, parseCertificate } from './certificate.js';
@@ -55,7 +55,9 @@ export const CLOCK_SKEW_MS = 60_000;
 const VERSION_3 = Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]);
 
 function ext(oidStr: string, critical: boolean, value: Buffer): Buffer {
-  return critical ? der.seq(der.oid(oidStr), der.boolean(true), der.octetString(value)) : der.seq(der.oid(oidStr), der.octetString(value));
+  return critical
+    ? der.seq(der.oid(oidStr), der.boolean(true), der.octetString(value))
+    : der.seq(der.oid(oidStr), der.octetString(value));
 }
 
 function keyUsageExt(usages: readonly KeyUsage[]): Buffer {
@@ -78,15 +80,22 @@ function staticExtensions(profile: Profile, rsa: boolean, pathLen: number | unde
   if (!hit) {
     const usages = rsa ? [...profile.keyUsage, ...profile.rsaKeyUsage] : profile.keyUsage;
     const parts = [basicConstraintsExt(profile.ca, pathLen), keyUsageExt(usages)];
-    if (profile.extKeyUsage.length) parts.push(ext(OID.extKeyUsage, false, der.seq(...profile.extKeyUsage.map((o) => der.oid(o)))));
+    if (profile.extKeyUsage.length)
+      parts.push(ext(OID.extKeyUsage, false, der.seq(...profile.extKeyUsage.map((o) => der.oid(o)))));
     hit = Buffer.concat(parts);
     staticExtCache.set(key, hit);
   }
   return hit;
 }
 
+// SEQUENCE { OID subjectKeyIdentifier, OCTET STRING { OCTET STRING (20 bytes) } }: only the SHA-1 varies.
+const SKI_PREFIX = ext(OID.subjectKeyIdentifier, false, der.octetString(Buffer.alloc(20))).subarray(0, -20);
+
 function skiExt(keyBits: Buffer): Buffer {
-  return ext(OID.subjectKeyIdentifier, false, der.octetString(createHash('sha1').update(keyBits).digest()));
+  const out = Buffer.allocUnsafe(SKI_PREFIX.length + 20);
+  SKI_PREFIX.copy(out, 0);
+  hash('sha1', keyBits, 'buffer').copy(out, SKI_PREFIX.length);
+  return out;
 }
 
 function akiExt(keyId: Buffer): Buffer {
@@ -108,6 +117,23 @@ function aiaExt(ocsp: readonly string[], caIssuers: readonly string[]): Buffer {
 function cdpExt(urls: readonly string[]): Buffer {
   // DistributionPoint { distributionPoint [0] { fullName [0] GeneralNames } }
   return ext(OID.crlDistributionPoints, false, der.seq(der.seq(der.ctx(0, der.ctx(0, uriNames(urls))))));
+}
+
+/** A caller's serial as minimal positive INTEGER content; RFC 5280 4.1.2.2: positive, at most 20 octets. */
+function checkedSerial(serial: Buffer): Buffer {
+  let i = 0;
+  while (i < serial.length && serial[i] === 0) i++;
+  const s = serial.subarray(i);
+  if (s.length === 0 || s.length > 20) {
+    throw new MtlsError(
+      'MTLS_PKI_PROFILE_VIOLATION',
+      'A certificate serial must be a positive number of at most 20 octets.',
+      {
+        fix: 'Leave the serial to mtlskit (128 random bits) or give 1 to 20 bytes with a non-zero value.',
+      },
+    );
+  }
+  return s;
 }
 
 // A pool of random bytes for serials: one getrandom call per 256 certificates.
@@ -143,12 +169,19 @@ function checkNames(profile: Profile, subject: DistinguishedName, sans: readonly
   }
   if (profile.needsSpiffeId) {
     if (uris.length !== 1 || !uris[0]!.value.startsWith('spiffe://')) {
-      violation('needs exactly one URI SAN, a SPIFFE ID (X509-SVID rule)', 'Give the identity as spiffe://<trust domain>/<path>, e.g. mtls issue spiffe spiffe://example.org/ns/prod/sa/api.');
+      violation(
+        'needs exactly one URI SAN, a SPIFFE ID (X509-SVID rule)',
+        'Give the identity as spiffe://<trust domain>/<path>, e.g. mtls issue spiffe spiffe://example.org/ns/prod/sa/api.',
+      );
     }
   }
-  if (profile.ca && sans.length > 0) violation('takes no subject alternative names', 'Drop --san for CA certificates.');
+  if (profile.ca && sans.length > 0)
+    violation('takes no subject alternative names', 'Drop --san for CA certificates.');
   if (!profile.ca && !profile.needsSpiffeId && subject.length === 0 && sans.length === 0) {
-    violation('needs an identity: a subject CN or a SAN', 'Give a name (mtls issue client payments) or --san.');
+    violation(
+      'needs an identity: a subject CN or a SAN',
+      'Give a name (mtls issue client payments) or --san.',
+    );
   }
   if (profile.ca && subject.length === 0) violation('needs a subject name', 'Give --name "Example Root CA".');
 }
@@ -167,6 +200,8 @@ interface IssuerParts {
   notAfter: Date | undefined;
   key: KeyObject;
   alg: SignatureAlgorithm;
+  /** The AuthorityKeyIdentifier extension, encoded on first use. */
+  aki?: Buffer;
 }
 
 function build(req: IssueRequest, issuer: IssuerParts, clock: Clock, selfSigned: boolean): IssuedCertificate {
@@ -175,38 +210,59 @@ function build(req: IssueRequest, issuer: IssuerParts, clock: Clock, selfSigned:
   const sans = req.sans ?? [];
   if (!req.unchecked) checkNames(profile, subject, sans);
   const now = clock.now();
-  const notBefore = req.notBefore ?? new Date(now.getTime() - CLOCK_SKEW_MS);
+  // Certificates carry whole seconds: truncate here so the returned dates are the encoded ones.
+  const notBefore = floorToSecond(req.notBefore ?? new Date(now.getTime() - CLOCK_SKEW_MS));
   const ttl = req.ttlMs ?? profile.defaultTtlMs;
-  const notAfter = req.notAfter ?? new Date(now.getTime() + ttl);
-  if (!(notAfter.getTime() > notBefore.getTime()) || !Number.isFinite(notAfter.getTime())) {
+  const notAfter = floorToSecond(req.notAfter ?? new Date(now.getTime() + ttl));
+  if (
+    !(notAfter.getTime() > notBefore.getTime()) ||
+    !Number.isFinite(notAfter.getTime()) ||
+    (req.notAfter === undefined && !(ttl > 0))
+  ) {
     throw new MtlsError('MTLS_PKI_BAD_VALIDITY', 'The certificate would expire before it becomes valid.', {
       fix: 'Give a positive --ttl such as 24h.',
     });
   }
   if (!req.unchecked && notAfter.getTime() - now.getTime() > profile.maxTtlMs) {
-    throw new MtlsError('MTLS_PKI_BAD_VALIDITY', `The ${profile.name} profile allows at most ${Math.floor(profile.maxTtlMs / 86_400_000)} days.`, {
-      fix: `Use a shorter --ttl; short-lived certificates with automatic renewal (mtls agent) are safer.`,
-    });
+    throw new MtlsError(
+      'MTLS_PKI_BAD_VALIDITY',
+      `The ${profile.name} profile allows at most ${Math.floor(profile.maxTtlMs / 86_400_000)} days.`,
+      {
+        fix: `Use a shorter --ttl; short-lived certificates with automatic renewal (mtls agent) are safer.`,
+      },
+    );
   }
   if (!req.unchecked && issuer.notAfter && notAfter > issuer.notAfter) {
-    throw new MtlsError('MTLS_PKI_BAD_VALIDITY', `The certificate would outlive its issuer, which expires ${issuer.notAfter.toISOString()}.`, {
-      fix: 'Use a shorter --ttl, or renew the issuing CA first.',
-    });
+    throw new MtlsError(
+      'MTLS_PKI_BAD_VALIDITY',
+      `The certificate would outlive its issuer, which expires ${issuer.notAfter.toISOString()}.`,
+      {
+        fix: 'Use a shorter --ttl, or renew the issuing CA first.',
+      },
+    );
   }
   let spkiInfo;
   try {
     spkiInfo = describePublicKey(req.publicKey);
   } catch (e) {
-    throw new MtlsError('MTLS_PKI_BAD_KEY', 'The public key to certify is not a valid SubjectPublicKeyInfo.', { cause: e, fix: 'Pass the public key in SPKI DER form.' });
+    throw new MtlsError(
+      'MTLS_PKI_BAD_KEY',
+      'The public key to certify is not a valid SubjectPublicKeyInfo.',
+      { cause: e, fix: 'Pass the public key in SPKI DER form.' },
+    );
   }
   const pathLen = profile.ca ? (req.pathLen ?? profile.pathLen) : undefined;
-  const exts: Buffer[] = [staticExtensions(profile, spkiInfo.algorithm === 'RSA', pathLen), skiExt(spkiInfo.keyBits)];
-  if (issuer.keyId && !selfSigned) exts.push(akiExt(issuer.keyId));
+  const exts: Buffer[] = [
+    staticExtensions(profile, spkiInfo.algorithm === 'RSA', pathLen),
+    skiExt(spkiInfo.keyBits),
+  ];
+  if (issuer.keyId && !selfSigned) exts.push((issuer.aki ??= akiExt(issuer.keyId)));
   if (sans.length) exts.push(ext(OID.subjectAltName, subject.length === 0, encodeGeneralNames(sans)));
-  if (req.ocspUrls?.length || req.caIssuerUrls?.length) exts.push(aiaExt(req.ocspUrls ?? [], req.caIssuerUrls ?? []));
+  if (req.ocspUrls?.length || req.caIssuerUrls?.length)
+    exts.push(aiaExt(req.ocspUrls ?? [], req.caIssuerUrls ?? []));
   if (req.crlUrls?.length) exts.push(cdpExt(req.crlUrls));
 
-  const serial = req.serial ?? randomSerial();
+  const serial = req.serial ? checkedSerial(req.serial) : randomSerial();
   const subjectDer = selfSigned ? issuer.name : encodeName(subject);
   const tbs = der.seq(
     VERSION_3,
@@ -223,10 +279,14 @@ function build(req: IssueRequest, issuer: IssuerParts, clock: Clock, selfSigned:
   return {
     der: certDer,
     pem: encodePem('CERTIFICATE', certDer),
-    serial: (serial[0] === 0 ? serial.subarray(1) : serial).toString('hex'),
+    serial: serial.toString('hex'),
     notBefore,
     notAfter,
   };
+}
+
+function floorToSecond(d: Date): Date {
+  return new Date(Math.floor(d.getTime() / 1000) * 1000);
 }
 
 function signTbs(tbs: Buffer, issuer: IssuerParts): Buffer {
@@ -234,11 +294,19 @@ function signTbs(tbs: Buffer, issuer: IssuerParts): Buffer {
 }
 
 /** An issuer bound to a CA certificate and its key; reuse it: the per-issuer encoding is done once. */
-export function createIssuer(caCert: Certificate, caKey: KeyObject, clock: Clock = systemClock): CertificateIssuer {
+export function createIssuer(
+  caCert: Certificate,
+  caKey: KeyObject,
+  clock: Clock = systemClock,
+): CertificateIssuer {
   if (!spkiOf(caKey).equals(caCert.spki)) {
-    throw new MtlsError('MTLS_PKI_KEY_MISMATCH', 'The CA private key does not belong to the CA certificate.', {
-      fix: 'Use the key file that was created with this CA certificate.',
-    });
+    throw new MtlsError(
+      'MTLS_PKI_KEY_MISMATCH',
+      'The CA private key does not belong to the CA certificate.',
+      {
+        fix: 'Use the key file that was created with this CA certificate.',
+      },
+    );
   }
   const parts: IssuerParts = {
     name: caCert.subjectDer,
@@ -251,14 +319,27 @@ export function createIssuer(caCert: Certificate, caKey: KeyObject, clock: Clock
 }
 
 /** Self-signs a root certificate for `key`. */
-export function selfSign(key: KeyObject, req: Omit<IssueRequest, 'publicKey'> & { subject: DistinguishedName }, clock: Clock = systemClock): IssuedCertificate {
+export function selfSign(
+  key: KeyObject,
+  req: Omit<IssueRequest, 'publicKey'> & { subject: DistinguishedName },
+  clock: Clock = systemClock,
+): IssuedCertificate {
   const spki = spkiOf(key);
-  const parts: IssuerParts = { name: encodeName(req.subject), keyId: undefined, notAfter: undefined, key, alg: signatureAlgorithmFor(key) };
+  const parts: IssuerParts = {
+    name: encodeName(req.subject),
+    keyId: undefined,
+    notAfter: undefined,
+    key,
+    alg: signatureAlgorithmFor(key),
+  };
   return build({ ...req, publicKey: spki }, parts, clock, true);
 }
 
 /** Convenience: issue and parse back (used where a Certificate model is needed right away). */
-export function issueParsed(issuer: CertificateIssuer, req: IssueRequest): { issued: IssuedCertificate; cert: Certificate } {
+export function issueParsed(
+  issuer: CertificateIssuer,
+  req: IssueRequest,
+): { issued: IssuedCertificate; cert: Certificate } {
   const issued = issuer.issue(req);
   return { issued, cert: parseCertificate(issued.der) };
 }

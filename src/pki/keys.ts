@@ -22,7 +22,13 @@ export function isKeyType(s: string): s is KeyType {
 
 export function parseKeyType(s: string): KeyType {
   const norm = s.toLowerCase().replace(/[-_]/g, '');
-  const alias: Record<string, KeyType> = { ecdsa: 'p256', ec: 'p256', prime256v1: 'p256', secp384r1: 'p384', rsa: 'rsa2048' };
+  const alias: Record<string, KeyType> = {
+    ecdsa: 'p256',
+    ec: 'p256',
+    prime256v1: 'p256',
+    secp384r1: 'p384',
+    rsa: 'rsa2048',
+  };
   const t = alias[norm] ?? norm;
   if (!isKeyType(t)) {
     throw new MtlsError('MTLS_PKI_UNSUPPORTED_KEY', `Unknown key type "${s}".`, {
@@ -41,7 +47,8 @@ export function generateKey(type: KeyType = 'p256'): KeyObject {
     case 'rsa2048':
     case 'rsa3072':
     case 'rsa4096':
-      return generateKeyPairSync('rsa', { modulusLength: Number(type.slice(3)), publicExponent: 0x10001 }).privateKey;
+      return generateKeyPairSync('rsa', { modulusLength: Number(type.slice(3)), publicExponent: 0x10001 })
+        .privateKey;
     case 'ed25519':
       return generateKeyPairSync('ed25519').privateKey;
   }
@@ -97,7 +104,17 @@ export function readPrivateKey(data: Buffer | string, passphrase?: string, sourc
     if (legacy) format = 'legacy-encrypted-pem';
     const encrypted = format === 'encrypted-pkcs8' || legacy;
     const text = typeof data === 'string' ? data : data.toString('latin1');
-    return { key: importKey(legacy ? extractPemBlock(text, block.label) : block.der, encrypted, passphrase, source, format), format, encrypted };
+    return {
+      key: importKey(
+        legacy ? extractPemBlock(text, block.label) : block.der,
+        encrypted,
+        passphrase,
+        source,
+        format,
+      ),
+      format,
+      encrypted,
+    };
   }
   const buf = Buffer.isBuffer(data) ? data : Buffer.from(data, 'latin1');
   const format = sniffDerKey(buf);
@@ -106,7 +123,11 @@ export function readPrivateKey(data: Buffer | string, passphrase?: string, sourc
       fix: 'Give the key file (PEM "-----BEGIN PRIVATE KEY-----" or DER PKCS#8); run "mtls inspect FILE" to see what a file holds.',
     });
   }
-  return { key: importKey(buf, format === 'encrypted-pkcs8', passphrase, source, format), format, encrypted: format === 'encrypted-pkcs8' };
+  return {
+    key: importKey(buf, format === 'encrypted-pkcs8', passphrase, source, format),
+    format,
+    encrypted: format === 'encrypted-pkcs8',
+  };
 }
 
 function extractPemBlock(text: string, label: string): string {
@@ -120,7 +141,8 @@ export function sniffDerKey(buf: Buffer): ReadKeyResult['format'] | undefined {
   try {
     const top = der.readOne(buf);
     const kids = der.children(top);
-    if (kids.length === 2 && kids[0]!.tag === der.Tag.SEQUENCE && kids[1]!.tag === der.Tag.OCTET_STRING) return 'encrypted-pkcs8';
+    if (kids.length === 2 && kids[0]!.tag === der.Tag.SEQUENCE && kids[1]!.tag === der.Tag.OCTET_STRING)
+      return 'encrypted-pkcs8';
     if (kids[0]?.tag !== der.Tag.INTEGER) return undefined;
     if (kids[1]?.tag === der.Tag.SEQUENCE && kids[2]?.tag === der.Tag.OCTET_STRING) return 'pkcs8';
     if (kids[1]?.tag === der.Tag.OCTET_STRING) return 'sec1';
@@ -144,7 +166,8 @@ function importKey(
     });
   }
   try {
-    if (typeof key === 'string') return createPrivateKey({ key, format: 'pem', passphrase: passphrase ?? '' });
+    if (typeof key === 'string')
+      return createPrivateKey({ key, format: 'pem', passphrase: passphrase ?? '' });
     const type = format === 'pkcs1' ? 'pkcs1' : format === 'sec1' ? 'sec1' : 'pkcs8';
     return createPrivateKey({ key, format: 'der', type, ...(encrypted ? { passphrase } : {}) });
   } catch (e) {
@@ -154,10 +177,14 @@ function importKey(
         cause: e,
       });
     }
-    throw new MtlsError('MTLS_PKI_BAD_KEY', `${source} is not a valid private key: ${(e as Error).message}.`, {
-      fix: 'Export the key again from its source; check it with "openssl pkey -in FILE -noout".',
-      cause: e,
-    });
+    throw new MtlsError(
+      'MTLS_PKI_BAD_KEY',
+      `${source} is not a valid private key: ${(e as Error).message}.`,
+      {
+        fix: 'Export the key again from its source; check it with "openssl pkey -in FILE -noout".',
+        cause: e,
+      },
+    );
   }
 }
 
@@ -172,7 +199,14 @@ export function describeKey(key: KeyObject): KeyDescription {
   const d = key.asymmetricKeyDetails ?? {};
   switch (key.asymmetricKeyType) {
     case 'ec': {
-      const curve = d.namedCurve === 'prime256v1' ? 'P-256' : d.namedCurve === 'secp384r1' ? 'P-384' : d.namedCurve === 'secp521r1' ? 'P-521' : (d.namedCurve ?? '?');
+      const curve =
+        d.namedCurve === 'prime256v1'
+          ? 'P-256'
+          : d.namedCurve === 'secp384r1'
+            ? 'P-384'
+            : d.namedCurve === 'secp521r1'
+              ? 'P-521'
+              : (d.namedCurve ?? '?');
       return { algorithm: 'EC', curve, description: `EC ${curve}` };
     }
     case 'rsa':
@@ -206,10 +240,18 @@ export function signatureAlgorithmFor(key: KeyObject): SignatureAlgorithm {
   let alg: SignatureAlgorithm;
   if (type === 'ec') {
     const [o, hash] =
-      curve === 'secp384r1' ? [OID.ecdsaWithSHA384, 'sha384'] : curve === 'secp521r1' ? [OID.ecdsaWithSHA512, 'sha512'] : [OID.ecdsaWithSHA256, 'sha256'];
+      curve === 'secp384r1'
+        ? [OID.ecdsaWithSHA384, 'sha384']
+        : curve === 'secp521r1'
+          ? [OID.ecdsaWithSHA512, 'sha512']
+          : [OID.ecdsaWithSHA256, 'sha256'];
     alg = { identifier: der.seq(der.oid(o)), oid: o, hash };
   } else if (type === 'rsa') {
-    alg = { identifier: der.seq(der.oid(OID.sha256WithRSAEncryption), der.NULL), oid: OID.sha256WithRSAEncryption, hash: 'sha256' };
+    alg = {
+      identifier: der.seq(der.oid(OID.sha256WithRSAEncryption), der.NULL),
+      oid: OID.sha256WithRSAEncryption,
+      hash: 'sha256',
+    };
   } else if (type === 'ed25519') {
     alg = { identifier: der.seq(der.oid(OID.ed25519)), oid: OID.ed25519, hash: null };
   } else {
@@ -221,7 +263,11 @@ export function signatureAlgorithmFor(key: KeyObject): SignatureAlgorithm {
   return alg;
 }
 
-export function signData(data: Buffer, key: KeyObject, alg: SignatureAlgorithm = signatureAlgorithmFor(key)): Buffer {
+export function signData(
+  data: Buffer,
+  key: KeyObject,
+  alg: SignatureAlgorithm = signatureAlgorithmFor(key),
+): Buffer {
   return cryptoSign(alg.hash, data, key);
 }
 

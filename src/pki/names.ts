@@ -69,7 +69,8 @@ export function parseName(text: string): DistinguishedName {
       if (!oid) throw bad(`unknown attribute type "${type}"`);
       const value = unescapeValue(trimUnescaped(ava.slice(eq + 1)));
       if (value === '') throw bad(`empty value for ${type}`);
-      if (oid === OID.countryName && !/^[A-Z]{2}$/.test(value)) throw bad('C must be a two-letter country code');
+      if (oid === OID.countryName && !/^[A-Z]{2}$/.test(value))
+        throw bad('C must be a two-letter country code');
       rdn.push({ oid, value });
     }
     dn.push(rdn);
@@ -127,7 +128,13 @@ function encodeAttributeValue(a: NameAttribute): Buffer {
 export function encodeName(dn: DistinguishedName): Buffer {
   // DER (X.690 11.6): the members of a SET OF are sorted by their encodings (multi-valued RDNs).
   return der.seq(
-    ...dn.map((rdn) => der.set(...rdn.map((a) => der.seq(der.oid(a.oid), encodeAttributeValue(a))).sort((x, y) => Buffer.compare(x, y)))),
+    ...dn.map((rdn) =>
+      der.set(
+        ...rdn
+          .map((a) => der.seq(der.oid(a.oid), encodeAttributeValue(a)))
+          .sort((x, y) => Buffer.compare(x, y)),
+      ),
+    ),
   );
 }
 
@@ -237,10 +244,20 @@ export function validateSan(san: San, opts: { allowWildcard?: boolean } = {}): S
     case 'dns': {
       const v = san.value.toLowerCase().replace(/\.$/, '');
       if (v.startsWith('*.') && !opts.allowWildcard)
-        fail('a wildcard is not allowed here (client identities must name one workload)', 'Give the exact DNS name of the workload, e.g. dns:api.example.org.');
+        fail(
+          'a wildcard is not allowed here (client identities must name one workload)',
+          'Give the exact DNS name of the workload, e.g. dns:api.example.org.',
+        );
       if (!isValidDnsName(v, opts.allowWildcard ?? false))
-        fail('not a valid DNS name', 'Use letters, digits and hyphens in dot-separated labels, e.g. dns:api.internal.example.org; a wildcard only as the whole left-most label.');
-      if (isIP(v)) fail('an IP address given as a DNS name', `Write it as ip:${v}; clients match IP addresses only against IP SANs.`);
+        fail(
+          'not a valid DNS name',
+          'Use letters, digits and hyphens in dot-separated labels, e.g. dns:api.internal.example.org; a wildcard only as the whole left-most label.',
+        );
+      if (isIP(v))
+        fail(
+          'an IP address given as a DNS name',
+          `Write it as ip:${v}; clients match IP addresses only against IP SANs.`,
+        );
       return { type: 'dns', value: v };
     }
     case 'ip': {
@@ -263,30 +280,45 @@ export function validateSan(san: San, opts: { allowWildcard?: boolean } = {}): S
       } catch {
         url = undefined;
       }
-      if (!url || !/^[a-z][a-z0-9+.-]*:/i.test(san.value)) fail('not an absolute URI', 'Write a full URI with a scheme, e.g. uri:spiffe://example.org/svc or uri:https://id.example.org/svc.');
+      if (!url || !/^[a-z][a-z0-9+.-]*:/i.test(san.value))
+        fail(
+          'not an absolute URI',
+          'Write a full URI with a scheme, e.g. uri:spiffe://example.org/svc or uri:https://id.example.org/svc.',
+        );
       return san;
     }
     case 'email': {
       if (!/^[^@\s]+@[^@\s]+$/.test(san.value)) fail('not an email address', 'Write email:user@example.org.');
       const domain = san.value.slice(san.value.indexOf('@') + 1);
-      if (!isValidDnsName(domain.toLowerCase(), false)) fail('the domain part is not a valid DNS name', 'Write email:user@example.org.');
+      if (!isValidDnsName(domain.toLowerCase(), false))
+        fail('the domain part is not a valid DNS name', 'Write email:user@example.org.');
       return san;
     }
   }
 }
 
 /** Parses "dns:a.example,ip:127.0.0.1,uri:spiffe://td/x,email:a@b" (also accepts DNS:, IP:, URI:). */
-export function parseSanList(text: string | undefined | readonly string[], opts: { allowWildcard?: boolean } = {}): San[] {
+export function parseSanList(
+  text: string | undefined | readonly string[],
+  opts: { allowWildcard?: boolean } = {},
+): San[] {
   if (text === undefined) return [];
-  const items = (typeof text === 'string' ? [text] : text).flatMap((t) => t.split(',')).map((s) => s.trim()).filter(Boolean);
+  const items = (typeof text === 'string' ? [text] : text)
+    .flatMap((t) => t.split(','))
+    .map((s) => s.trim())
+    .filter(Boolean);
   return items.map((item) => {
     const i = item.indexOf(':');
     const type = i > 0 ? item.slice(0, i).toLowerCase() : '';
     const value = item.slice(i + 1).trim();
     if (!['dns', 'ip', 'uri', 'email'].includes(type) || value === '') {
-      throw new MtlsError('MTLS_PKI_BAD_SAN', `Cannot read the SAN "${item}": expected type:value with type dns, ip, uri or email.`, {
-        fix: 'Write e.g. --san dns:api.example.org,ip:127.0.0.1,uri:spiffe://example.org/api',
-      });
+      throw new MtlsError(
+        'MTLS_PKI_BAD_SAN',
+        `Cannot read the SAN "${item}": expected type:value with type dns, ip, uri or email.`,
+        {
+          fix: 'Write e.g. --san dns:api.example.org,ip:127.0.0.1,uri:spiffe://example.org/api',
+        },
+      );
     }
     return validateSan({ type, value } as San, opts);
   });
@@ -338,7 +370,7 @@ export function bytesToIp(b: Buffer): string {
     // compress the longest run of zeros
     let best = -1;
     let bestLen = 0;
-    for (let i = 0; i < 8; ) {
+    for (let i = 0; i < 8;) {
       if (words[i] !== '0') {
         i++;
         continue;

@@ -35,9 +35,13 @@ export function decodePem(input: Buffer | string, source = 'input'): PemBlock[] 
     const endIdx = text.indexOf(endMarker, bodyStart);
     const nextBegin = text.indexOf('-----BEGIN ', bodyStart);
     if (endIdx < 0 || (nextBegin >= 0 && nextBegin < endIdx)) {
-      throw new MtlsError('MTLS_PKI_BAD_PEM', `${source}: the PEM block "${label}" has no matching END line (the file is truncated or two files were pasted together).`, {
-        fix: `Copy the whole block, from "-----BEGIN ${label}-----" to "${endMarker}".`,
-      });
+      throw new MtlsError(
+        'MTLS_PKI_BAD_PEM',
+        `${source}: the PEM block "${label}" has no matching END line (the file is truncated or two files were pasted together).`,
+        {
+          fix: `Copy the whole block, from "-----BEGIN ${label}-----" to "${endMarker}".`,
+        },
+      );
     }
     const body = text.slice(bodyStart, endIdx).replace(/\r/g, '');
     const headers: Record<string, string> = {};
@@ -52,9 +56,13 @@ export function decodePem(input: Buffer | string, source = 'input'): PemBlock[] 
     }
     const compact = b64.replace(/\s+/g, '');
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(compact) || compact.length % 4 !== 0) {
-      throw new MtlsError('MTLS_PKI_BAD_PEM', `${source}: the PEM block "${label}" does not hold valid base64 (it was edited or cut).`, {
-        fix: 'Export the object again from its source; do not edit PEM text by hand.',
-      });
+      throw new MtlsError(
+        'MTLS_PKI_BAD_PEM',
+        `${source}: the PEM block "${label}" does not hold valid base64 (it was edited or cut).`,
+        {
+          fix: 'Export the object again from its source; do not edit PEM text by hand.',
+        },
+      );
     }
     const der = Buffer.from(compact, 'base64');
     if (der.length === 0) {

@@ -14,7 +14,7 @@ export interface Profile {
   name: ProfileName;
   summary: string;
   ca: boolean;
-  /** pathLenConstraint for CA profiles (root: undefined means "set by the caller", default 1). */
+  /** pathLenConstraint for CA profiles (IssueRequest.pathLen overrides it). */
   pathLen?: number;
   keyUsage: KeyUsage[];
   /** Added for RSA keys (TLS 1.2 RSA key exchange). */

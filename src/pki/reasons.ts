@@ -4,7 +4,8 @@
 export const REASONS = {
   no_client_cert: 'The client sent no certificate.',
   unknown_ca: 'The certificate chains to no trusted root in the bundle.',
-  missing_intermediate: 'An intermediate certificate is missing: the issuer is known by name but was not sent or given.',
+  missing_intermediate:
+    'An intermediate certificate is missing: the issuer is known by name but was not sent or given.',
   expired: 'The certificate (or one in its chain) has expired.',
   not_yet_valid: 'The certificate (or one in its chain) is not valid yet.',
   wrong_eku: 'The extended key usage does not allow this purpose (clientAuth or serverAuth).',
@@ -16,13 +17,16 @@ export const REASONS = {
   path_too_long: 'The chain is longer than a CA allows (pathLenConstraint) or the verifier permits.',
   protocol_mismatch: 'The peers share no TLS version or cipher suite.',
   name_mismatch: 'No subject alternative name matches the expected name.',
-  issuer_not_ca: 'A certificate in the chain is used as a CA but is not one (basicConstraints CA:FALSE or absent).',
+  issuer_not_ca:
+    'A certificate in the chain is used as a CA but is not one (basicConstraints CA:FALSE or absent).',
   name_constraints: 'A name in the certificate violates a CA name constraint.',
-  unsupported_critical_extension: 'The certificate has a critical extension the verifier does not understand.',
+  unsupported_critical_extension:
+    'The certificate has a critical extension the verifier does not understand.',
   malformed: 'The certificate is malformed (bad encoding or violates RFC 5280).',
   crl_expired: 'The CRL for an issuer is past its nextUpdate.',
   crl_missing: 'Revocation checking was required but no CRL covers this issuer.',
-  crl_invalid: 'A CRL for an issuer cannot be used: malformed, missing its CRL number, or signed by a CA not allowed to sign CRLs.',
+  crl_invalid:
+    'A CRL for an issuer cannot be used: malformed, missing its CRL number, or signed by a CA not allowed to sign CRLs.',
   weak_key: 'The key is too small or of an algorithm not accepted.',
   weak_signature: 'The signature algorithm is not accepted (SHA-1, MD5).',
   policy_violation: 'The certificate policies required by the chain are not satisfied.',
