@@ -19,7 +19,7 @@ import {
   type San,
 } from '../pki/index.js';
 import { isIP } from 'node:net';
-import { caPassphrase, defaultCaDir, type CliIo } from './context.js';
+import { caPassphrase, collect, defaultCaDir, withCaOptions, type CliIo } from './context.js';
 import { checkTrustDomain, LEAF_PROFILES } from './issue.js';
 import { writeLeaf } from './leaf-output.js';
 
@@ -92,22 +92,13 @@ Writes root.crt, root.key, intermediate.crt, intermediate.key (both keys encrypt
       },
     );
 
-  ca.command('sign')
+  withCaOptions(ca.command('sign'))
     .description('sign a CSR made anywhere (mtls csr, openssl, Go, Python) with a profile')
     .argument('<csr>', 'the CSR file (PEM or DER)')
     .requiredOption('--profile <profile>', `one of ${LEAF_PROFILES.join(', ')}`)
     .option('--ttl <duration>', 'lifetime, e.g. 24h, 7d', '24h')
-    .option(
-      '--san <list>',
-      'SANs to add to those requested (repeatable)',
-      (v: string, prev: string[] = []) => [...prev, v],
-    )
-    .option('--dir <dir>', 'CA directory (default $MTLS_CA_DIR or ./mtls-data)')
+    .option('--san <list>', 'SANs to add to those requested (repeatable)', collect)
     .option('--out <dir>', 'where to write <base>.crt and <base>.chain.pem (default: next to the CSR)')
-    .option(
-      '--passphrase-file <file>',
-      'file whose first line decrypts the CA key (default $MTLS_CA_PASSPHRASE)',
-    )
     .option('--force', 'replace existing files', false)
     .option('--json', 'print the result as JSON', false)
     .addHelpText(

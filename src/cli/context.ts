@@ -1,5 +1,6 @@
 // What every command gets: output streams, environment, and the shared rendering of results and
 // errors (human text or --json), so that commands only compute.
+import type { Command } from 'commander';
 import { MtlsError, type ErrorCode } from '../errors/index.js';
 import { readPassphraseFile } from '../files/index.js';
 
@@ -70,4 +71,17 @@ export function parseTime(text: string | undefined): Date | undefined {
 
 export function defaultCaDir(io: CliIo, flag: string | undefined): string {
   return flag ?? io.env.MTLS_CA_DIR ?? 'mtls-data';
+}
+
+/** Collects a repeatable option (--san a --san b). */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** The options every command that opens the file CA takes. */
+export function withCaOptions(cmd: Command): Command {
+  return cmd
+    .option('--dir <dir>', 'CA directory (default $MTLS_CA_DIR or ./mtls-data)')
+    .option(
+      '--passphrase-file <file>',
+      'file whose first line decrypts the CA key (default $MTLS_CA_PASSPHRASE)',
+    );
 }

@@ -13,7 +13,7 @@ import {
   parseSanList,
   readPrivateKey,
 } from '../pki/index.js';
-import type { CliIo } from './context.js';
+import { collect, type CliIo } from './context.js';
 import { safeBaseName } from './leaf-output.js';
 
 export function registerCsr(
@@ -25,11 +25,7 @@ export function registerCsr(
     .command('csr')
     .description('create a certificate signing request (the key stays here)')
     .argument('<name>', 'CN of the request (a SPIFFE ID becomes the URI SAN instead)')
-    .option(
-      '--san <list>',
-      'SANs: dns:NAME,ip:ADDR,uri:URI,email:ADDR (repeatable)',
-      (v: string, prev: string[] = []) => [...prev, v],
-    )
+    .option('--san <list>', 'SANs: dns:NAME,ip:ADDR,uri:URI,email:ADDR (repeatable)', collect)
     .option('--subject <dn>', 'subject DN instead of CN=<name>')
     .option('--key <file>', 'use this private key instead of generating one')
     .option('--key-passphrase-file <file>', 'passphrase for an encrypted --key')

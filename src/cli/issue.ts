@@ -20,7 +20,7 @@ import {
   type ProfileName,
   type San,
 } from '../pki/index.js';
-import { caPassphrase, defaultCaDir, type CliIo } from './context.js';
+import { caPassphrase, collect, defaultCaDir, withCaOptions, type CliIo } from './context.js';
 import { safeBaseName, writeLeaf, type LeafFiles } from './leaf-output.js';
 
 export const LEAF_PROFILES = ['server', 'client', 'spiffe', 'peer'] as const;
@@ -99,29 +99,19 @@ export function registerIssue(
   io: CliIo,
   emit: (human: string[], json: unknown) => void,
 ): void {
-  program
-    .command('issue')
+  withCaOptions(program.command('issue'))
     .description('issue a key and certificate from the file CA, with the right extensions for the profile')
     .argument('<profile>', `one of ${LEAF_PROFILES.join(', ')}`)
     .argument(
       '<name>',
       'the identity: a host name or IP (server, peer), a service name (client), a SPIFFE ID (spiffe)',
     )
-    .option(
-      '--san <list>',
-      'extra SANs: dns:NAME,ip:ADDR,uri:URI,email:ADDR (repeatable)',
-      (v: string, prev: string[] = []) => [...prev, v],
-    )
+    .option('--san <list>', 'extra SANs: dns:NAME,ip:ADDR,uri:URI,email:ADDR (repeatable)', collect)
     .option('--subject <dn>', 'subject DN instead of CN=<name>, e.g. "CN=api,O=Example"')
     .option('--ttl <duration>', 'lifetime, e.g. 24h, 7d', '24h')
     .option('--key-type <type>', 'p256 | p384 | rsa2048 | rsa3072 | rsa4096 | ed25519', 'p256')
     .option('--out <dir>', 'where to write the files', '.')
     .option('--file-name <base>', 'base name of the files (default from <name>)')
-    .option('--dir <dir>', 'CA directory (default $MTLS_CA_DIR or ./mtls-data)')
-    .option(
-      '--passphrase-file <file>',
-      'file whose first line decrypts the CA key (default $MTLS_CA_PASSPHRASE)',
-    )
     .option('--force', 'replace existing files', false)
     .option('--json', 'print the result as JSON', false)
     .addHelpText(

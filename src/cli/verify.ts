@@ -11,7 +11,7 @@ import {
   type Certificate,
   type Crl,
 } from '../pki/index.js';
-import { parseTime, usage, type CliIo } from './context.js';
+import { collect, parseTime, usage, type CliIo } from './context.js';
 
 export function registerVerify(
   program: Command,
@@ -28,18 +28,10 @@ export function registerVerify(
       'the certificate (a chain file works: the first certificate is the leaf, the rest are intermediates)',
     )
     .requiredOption('--ca <bundle>', 'trusted root(s), PEM or DER')
-    .option(
-      '--untrusted <file>',
-      'intermediates the peer would send (repeatable)',
-      (v: string, prev: string[] = []) => [...prev, v],
-    )
+    .option('--untrusted <file>', 'intermediates the peer would send (repeatable)', collect)
     .option('--purpose <purpose>', 'client | server | any', 'any')
     .option('--name <name>', 'expected name: DNS name, IP address or SPIFFE ID / URI')
-    .option(
-      '--crl <file>',
-      'CRL(s) to check revocation against (repeatable)',
-      (v: string, prev: string[] = []) => [...prev, v],
-    )
+    .option('--crl <file>', 'CRL(s) to check revocation against (repeatable)', collect)
     .option('--at <time>', 'verify at this ISO time instead of now')
     .option(
       '--strict',

@@ -101,7 +101,8 @@ export interface Certificate {
   extensionErrors: string[];
 }
 
-const UNDERSTOOD = new Set<string>([
+/** Extensions this parser interprets; a critical one outside this set is unknownCritical. */
+export const UNDERSTOOD_EXTENSIONS: ReadonlySet<string> = new Set<string>([
   OID.basicConstraints,
   OID.keyUsage,
   OID.extKeyUsage,
@@ -249,7 +250,7 @@ function readExtensions(cert: Certificate, wrapper: der.Node): void {
     if (seen.has(oid)) cert.duplicateExtensions.push(oid);
     seen.add(oid);
     cert.extensions.push({ oid, critical, value });
-    if (critical && !UNDERSTOOD.has(oid)) cert.unknownCritical.push(oid);
+    if (critical && !UNDERSTOOD_EXTENSIONS.has(oid)) cert.unknownCritical.push(oid);
     try {
       applyExtension(cert, oid, critical, der.readOne(value));
     } catch (err) {

@@ -3,7 +3,14 @@
 import { isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import type { Certificate } from './certificate.js';
-import { extension, isSelfIssued, issuerString, publicKeyObject, subjectString } from './certificate.js';
+import {
+  UNDERSTOOD_EXTENSIONS,
+  extension,
+  isSelfIssued,
+  issuerString,
+  publicKeyObject,
+  subjectString,
+} from './certificate.js';
 import { DEFAULT_MAX_DEPTH, createBudget, isSelfSigned, nameKey, searchPaths } from './chain.js';
 import type { Crl } from './crl.js';
 import { crlIssuerString, findRevoked, verifyCrlSignature } from './crl.js';
@@ -483,23 +490,6 @@ const WEAK_SIG = new Set<string>([
   '1.2.840.10040.4.3',
 ]);
 
-const INTERPRETED = new Set<string>([
-  OID.basicConstraints,
-  OID.keyUsage,
-  OID.extKeyUsage,
-  OID.subjectAltName,
-  OID.subjectKeyIdentifier,
-  OID.authorityKeyIdentifier,
-  OID.nameConstraints,
-  OID.crlDistributionPoints,
-  OID.authorityInfoAccess,
-  OID.certificatePolicies,
-  OID.policyConstraints,
-  OID.inhibitAnyPolicy,
-  OID.policyMappings,
-  OID.issuerAltName,
-]);
-
 const intrinsicCache = new WeakMap<Certificate, { strict: Problem[]; lax: Problem[] }>();
 
 /** Problems of a certificate on its own, whatever its place in a path (cached: certificates are immutable). */
@@ -522,7 +512,7 @@ function computeIntrinsic(cert: Certificate, strict: boolean): Problem[] {
   // critical, reported below as unsupported).
   for (const e of cert.extensionErrors) {
     const oid = e.slice(0, e.indexOf(':'));
-    if (INTERPRETED.has(oid))
+    if (UNDERSTOOD_EXTENSIONS.has(oid))
       malformed(`the extension ${extensionName(oid)} is malformed (${e.slice(oid.length + 2)})`);
   }
   for (const o of cert.duplicateExtensions)
