@@ -143,12 +143,11 @@ export function parseCertificate(input: Buffer): Certificate {
 }
 
 function parseInner(buf: Buffer): Certificate {
-  const top = der.readOne(buf);
-  der.expect(top, der.Tag.SEQUENCE, 'Certificate');
-  const [tbsNode, sigAlgNode, sigNode, extra] = der.children(top);
-  if (!tbsNode || !sigAlgNode || !sigNode || extra)
-    throw new der.DerError('Certificate must have exactly 3 fields');
-  der.expect(tbsNode, der.Tag.SEQUENCE, 'TBSCertificate');
+  const {
+    tbs: tbsNode,
+    algorithm: sigAlgNode,
+    signature: sigNode,
+  } = der.readSignedEnvelope(buf, 'Certificate', 'TBSCertificate');
   const fields = der.children(tbsNode);
   let i = 0;
   let version = 1;

@@ -153,12 +153,11 @@ function isTime(n: der.Node | undefined): n is der.Node {
 }
 
 function parseInner(buf: Buffer): Crl {
-  const top = der.readOne(buf);
-  der.expect(top, der.Tag.SEQUENCE, 'CertificateList');
-  const [tbsNode, sigAlgNode, sigNode, extra] = der.children(top);
-  if (!tbsNode || !sigAlgNode || !sigNode || extra)
-    throw new der.DerError('CertificateList must have exactly 3 fields');
-  der.expect(tbsNode, der.Tag.SEQUENCE, 'TBSCertList');
+  const {
+    tbs: tbsNode,
+    algorithm: sigAlgNode,
+    signature: sigNode,
+  } = der.readSignedEnvelope(buf, 'CertificateList', 'TBSCertList');
   const f = der.children(tbsNode);
   let i = 0;
   let version = 1;

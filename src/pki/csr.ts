@@ -69,15 +69,12 @@ export function parseCsr(input: Buffer | string, source = 'CSR'): CertificationR
 }
 
 function parseCsrDer(buf: Buffer): CertificationRequest {
-  const top = der.readOne(buf);
-  const [infoNode, algNode, sigNode, extra] = der.children(
-    der.expect(top, der.Tag.SEQUENCE, 'CertificationRequest'),
-  );
-  if (!infoNode || !algNode || !sigNode || extra)
-    throw new der.DerError('CertificationRequest must have 3 fields');
-  const [version, subjectNode, spkiNode, attrsNode] = der.children(
-    der.expect(infoNode, der.Tag.SEQUENCE, 'CertificationRequestInfo'),
-  );
+  const {
+    tbs: infoNode,
+    algorithm: algNode,
+    signature: sigNode,
+  } = der.readSignedEnvelope(buf, 'CertificationRequest', 'CertificationRequestInfo');
+  const [version, subjectNode, spkiNode, attrsNode] = der.children(infoNode);
   if (der.readSmallInt(der.expect(version, der.Tag.INTEGER, 'version')) !== 0)
     throw new der.DerError('unsupported CSR version');
   der.expect(subjectNode, der.Tag.SEQUENCE, 'subject');

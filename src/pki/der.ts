@@ -418,3 +418,20 @@ export function readString(node: Node): string {
       throw new DerError(`not a string type: tag 0x${node.tag.toString(16)}`);
   }
 }
+
+/** The three parts of every signed X.509 object (certificate, CRL, CSR): SEQUENCE { tbs, algorithm, signature }. */
+export interface SignedEnvelope {
+  tbs: Node;
+  algorithm: Node;
+  signature: Node;
+}
+
+export function readSignedEnvelope(buf: Buffer, outer: string, inner: string): SignedEnvelope {
+  const top = readOne(buf);
+  expect(top, Tag.SEQUENCE, outer);
+  const [tbs, algorithm, signature, extra] = children(top);
+  if (!tbs || !algorithm || !signature || extra) throw new DerError(`${outer} must have exactly 3 fields`);
+  expect(tbs, Tag.SEQUENCE, inner);
+  expect(algorithm, Tag.SEQUENCE, `${outer} signatureAlgorithm`);
+  return { tbs, algorithm, signature };
+}
