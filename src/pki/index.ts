@@ -16,3 +16,4 @@ export * from './crl.js';
 export * from './chain.js';
 export * from './verify.js';
 export * from './lint.js';
+export * from './ocsp.js';

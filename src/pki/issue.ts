@@ -82,6 +82,7 @@ function staticExtensions(profile: Profile, rsa: boolean, pathLen: number | unde
     const parts = [basicConstraintsExt(profile.ca, pathLen), keyUsageExt(usages)];
     if (profile.extKeyUsage.length)
       parts.push(ext(OID.extKeyUsage, false, der.seq(...profile.extKeyUsage.map((o) => der.oid(o)))));
+    if (profile.ocspNoCheck) parts.push(ext(OID.ocspNoCheck, false, der.NULL));
     hit = Buffer.concat(parts);
     staticExtCache.set(key, hit);
   }
@@ -184,6 +185,8 @@ function checkNames(profile: Profile, subject: DistinguishedName, sans: readonly
     );
   }
   if (profile.ca && subject.length === 0) violation('needs a subject name', 'Give --name "Example Root CA".');
+  if (profile.needsSubject && subject.length === 0)
+    violation('needs a subject name', 'Give a subject such as CN=Example OCSP Responder.');
 }
 
 // ---------------------------------------------------------------- issuer

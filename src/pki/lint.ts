@@ -33,7 +33,7 @@ export const LINT_RULES = {
   missing_eku_for_role: {
     severity: 'error',
     summary:
-      'The extendedKeyUsage lacks the purpose the role needs: serverAuth for server, clientAuth for client, both for peer and spiffe (verification fails with wrong_eku).',
+      'The extendedKeyUsage lacks the purpose the role needs: serverAuth for server, clientAuth for client, both for peer and spiffe, OCSPSigning for ocsp (verification fails with wrong_eku).',
   },
   eku_absent: {
     severity: 'warning',
@@ -253,7 +253,7 @@ export function isLintCode(s: string): s is LintCode {
   return Object.hasOwn(LINT_RULES, s);
 }
 
-const LEAF_ROLES: ReadonlySet<ProfileName> = new Set(['server', 'client', 'spiffe', 'peer']);
+const LEAF_ROLES: ReadonlySet<ProfileName> = new Set(['server', 'client', 'spiffe', 'peer', 'ocsp']);
 const DAY_MS = 86_400_000;
 
 // ------------------------------------------------------------------ helpers
@@ -348,6 +348,7 @@ const ROLE_EKU: Record<ProfileName, string[]> = {
   spiffe: [OID.serverAuth, OID.clientAuth],
   intermediate: [],
   root: [],
+  ocsp: [OID.ocspSigning],
 };
 
 const MD5_OR_MD2 = new Set(['1.2.840.113549.1.1.4', '1.2.840.113549.1.1.2']);
@@ -356,14 +357,15 @@ const MD5_OR_MD2 = new Set(['1.2.840.113549.1.1.4', '1.2.840.113549.1.1.2']);
 
 /**
  * The role a certificate looks made for: CA:TRUE → root when self-signed, else intermediate; a
- * spiffe:// URI SAN → spiffe; then by extendedKeyUsage (both → peer); no EKU → server when it has a
- * DNS/IP SAN, else client.
+ * spiffe:// URI SAN → spiffe; then by extendedKeyUsage (both → peer, OCSPSigning alone → ocsp); no
+ * EKU → server when it has a DNS/IP SAN, else client.
  */
 export function detectRole(cert: Certificate): ProfileName {
   if (isCa(cert)) return isSelfSigned(cert) ? 'root' : 'intermediate';
   if (uriSans(cert).some((u) => u.toLowerCase().startsWith('spiffe://'))) return 'spiffe';
   const server = hasEku(cert, OID.serverAuth);
   const client = hasEku(cert, OID.clientAuth);
+  if (!server && !client && hasEku(cert, OID.ocspSigning)) return 'ocsp';
   if (server && client) return 'peer';
   if (server) return 'server';
   if (client) return 'client';
@@ -569,6 +571,13 @@ function leafRules(cert: Certificate, role: ProfileName, w: string, add: Add): v
         `Reissue it with the ${role} profile: ${reissue(role, cert)} (openssl -addext "extendedKeyUsage=${needed.map(ekuName).join(',')}").`,
       );
     }
+  } else if (role === 'ocsp') {
+    // RFC 6960 4.2.2.2: a delegated responder is recognised only by id-kp-OCSPSigning in its EKU.
+    add(
+      'missing_eku_for_role',
+      `${w} has no extendedKeyUsage; a delegated OCSP responder certificate needs OCSPSigning.`,
+      `Reissue it with the ocsp profile: ${reissue(role, cert)} (openssl -addext "extendedKeyUsage=OCSPSigning").`,
+    );
   } else if (cert.version === 3) {
     add(
       'eku_absent',

@@ -4,7 +4,7 @@ import { MtlsError } from '../errors/index.js';
 import type { KeyUsage } from './certificate.js';
 import { OID } from './oids.js';
 
-export const PROFILE_NAMES = ['root', 'intermediate', 'server', 'client', 'spiffe', 'peer'] as const;
+export const PROFILE_NAMES = ['root', 'intermediate', 'server', 'client', 'spiffe', 'peer', 'ocsp'] as const;
 export type ProfileName = (typeof PROFILE_NAMES)[number];
 
 const HOUR = 3_600_000;
@@ -27,6 +27,10 @@ export interface Profile {
   allowWildcard: boolean;
   defaultTtlMs: number;
   maxTtlMs: number;
+  /** A non-empty subject is required (an OCSP responder is known by its name in clients and logs). */
+  needsSubject?: boolean;
+  /** Adds id-pkix-ocsp-nocheck (RFC 6960 4.2.2.2.1): clients do not check this certificate's revocation. */
+  ocspNoCheck?: boolean;
 }
 
 export const PROFILES: Record<ProfileName, Profile> = {
@@ -109,6 +113,21 @@ export const PROFILES: Record<ProfileName, Profile> = {
     allowWildcard: false,
     defaultTtlMs: 24 * HOUR,
     maxTtlMs: 397 * DAY,
+  },
+  ocsp: {
+    name: 'ocsp',
+    summary: 'delegated OCSP responder (RFC 6960 4.2.2.2): OCSPSigning only, ocsp-nocheck, short-lived',
+    ca: false,
+    keyUsage: ['digitalSignature'],
+    rsaKeyUsage: [],
+    extKeyUsage: [OID.ocspSigning],
+    needsHostSan: false,
+    needsSpiffeId: false,
+    allowWildcard: false,
+    defaultTtlMs: 7 * DAY,
+    maxTtlMs: 30 * DAY,
+    needsSubject: true,
+    ocspNoCheck: true,
   },
 };
 
