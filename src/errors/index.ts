@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   MTLS_PKI_PROFILE_VIOLATION: 'The request does not satisfy the rules of the chosen profile.',
   MTLS_PKI_BAD_VALIDITY: 'The validity period is invalid (zero, negative, or past the issuer).',
   MTLS_PKI_UNSUPPORTED_ALGORITHM: 'The signature or key algorithm is not supported.',
+  MTLS_PKI_BAD_OCSP_REQUEST: 'An OCSP request is not a valid RFC 6960 OCSPRequest (truncated or garbage).',
+  MTLS_PKI_BAD_OCSP_RESPONSE: 'An OCSP response is not a valid RFC 6960 OCSPResponse.',
   MTLS_CLI_USAGE: 'The command line is invalid.',
   MTLS_CLI_BAD_DURATION: 'A duration is not of the form 30s, 15m, 24h, 7d.',
   MTLS_CLI_BAD_TIME: 'A time is not an ISO 8601 date-time.',
@@ -34,8 +36,31 @@ export const ERROR_CODES = {
   MTLS_CA_EXISTS: 'A CA already exists in the directory.',
   MTLS_CA_PASSPHRASE_REQUIRED: 'The CA key is encrypted and no passphrase was provided.',
   MTLS_CA_PLAINTEXT_KEY: 'Refused to store a CA private key without encryption.',
+  MTLS_CONFIG_INVALID:
+    'A configuration file or value does not match its schema (unknown key, wrong type, bad duration).',
+  MTLS_CA_BAD_REQUEST: 'An API request is malformed (not JSON, missing fields, a CSR that cannot be read).',
+  MTLS_CA_TOKEN_INVALID: 'The enrollment token is unknown or malformed.',
+  MTLS_CA_TOKEN_USED: 'The enrollment token was already used; tokens are single-use.',
+  MTLS_CA_TOKEN_EXPIRED: 'The enrollment token expired before it was used.',
+  MTLS_CA_NAME_NOT_ALLOWED: 'The requested names are outside what the token or provisioner allows.',
+  MTLS_CA_POLICY: 'The request violates the issuance policy (profile, key type or lifetime not allowed).',
+  MTLS_CA_UNAUTHENTICATED: 'The endpoint needs a client certificate issued by this CA.',
+  MTLS_CA_NOT_ADMIN: 'The client certificate is valid but its identity is not an admin.',
+  MTLS_CA_REVOKED: 'The certificate presented is revoked and can never renew.',
+  MTLS_CA_RENEW_EXPIRED: 'The certificate presented has expired and renewal after expiry is not allowed.',
+  MTLS_CA_UNKNOWN_CERTIFICATE: 'No certificate with that serial was issued by this CA.',
+  MTLS_CA_ALREADY_REVOKED: 'The certificate is already revoked.',
+  MTLS_CA_BODY_TOO_LARGE: 'The request body exceeds the configured limit.',
+  MTLS_CA_NOT_FOUND_ROUTE: 'No such API endpoint.',
+  MTLS_CA_INTERNAL: 'The CA failed while handling the request; the cause is in its log under the request id.',
   MTLS_CA_CORRUPT:
     'The CA directory is inconsistent (a key that does not match its certificate, a missing file).',
+  MTLS_STORE_UNAVAILABLE:
+    'The database cannot be reached or used right now (connection refused or lost, locked, disk full); the CA API answers 503.',
+  MTLS_STORE_BAD_URL: 'The database URL is not sqlite:PATH, sqlite::memory:, postgres://… or postgresql://….',
+  MTLS_STORE_MIGRATION: 'The database schema could not be created or upgraded.',
+  MTLS_STORE_BAD_RECORD:
+    'A record handed to the store is malformed (an invalid date, a serial that is not lowercase hex) or collides with an existing one.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
