@@ -1,5 +1,6 @@
 // The offline CA kept as files in a directory: root + intermediate with encrypted keys, a trust
 // bundle, and a small metadata file. The online service (mtls ca serve) loads the same directory.
+import type { KeyObject } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MtlsError } from '../errors/index.js';
@@ -61,6 +62,8 @@ export interface FileCa {
   intermediate: Certificate;
   /** Issues leaves with the intermediate. */
   issuer: CertificateIssuer;
+  /** The intermediate's private key (signs CRLs and the OCSP responder's certificate). */
+  issuerKey: KeyObject;
   rootPem: string;
   intermediatePem: string;
 }
@@ -195,5 +198,5 @@ export function loadFileCa(
       },
     );
   }
-  return { dir, meta, root, intermediate, issuer, rootPem, intermediatePem };
+  return { dir, meta, root, intermediate, issuer, issuerKey: key, rootPem, intermediatePem };
 }

@@ -21,12 +21,16 @@ import {
 import { isIP } from 'node:net';
 import { caPassphrase, collect, defaultCaDir, withCaOptions, type CliIo } from './context.js';
 import { checkTrustDomain, LEAF_PROFILES } from './issue.js';
+import { registerCaServe } from './ca-serve.js';
 import { writeLeaf } from './leaf-output.js';
 
 type Emit = (human: string[], json: unknown) => void;
 
 export function registerCa(program: Command, io: CliIo, emit: Emit): void {
-  const ca = program.command('ca').description('the certificate authority (offline, kept as files)');
+  const ca = program
+    .command('ca')
+    .description('the certificate authority: offline as files, or online with mtls ca serve');
+  registerCaServe(ca, io, emit);
 
   ca.command('init')
     .description('create a root and an intermediate CA with encrypted keys')
