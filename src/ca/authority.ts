@@ -1,7 +1,7 @@
 // The authority: decides whether a request may get a certificate, issues it, stores it with its
 // audit record before answering, revokes, and keeps the CRL current. Transport-free: the HTTP API
 // calls it with what TLS proved (a verified client certificate) and what the body carried.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { MtlsError, type ErrorCode } from '../errors/index.js';
 import {
   createCrl,
@@ -10,6 +10,8 @@ import {
   formatName,
   keyIdentifier,
   parseCertificate,
+  publicKeyObject,
+  readCertificates,
   readVerifiedCsr,
   requestedSans,
   systemClock,
@@ -354,16 +356,19 @@ export class Authority {
   }
 
   /**
-   * Renewal of a certificate that expired less than renewAfterExpiry ago (off by default): the body
-   * carries the old certificate and a CSR for the same key, whose signature proves possession.
+   * Renewal without a client certificate (any profile, also behind an L7 proxy): the body carries the
+   * current certificate and a CSR. Possession of the current key is proven by the CSR's own signature
+   * when it is for the same key, or, for a new key, by `proof`: the current key's signature over
+   * SHA-256 of the new CSR (base64). A certificate that expired less than renewAfterExpiry ago (off by
+   * default) may renew this way too.
    */
-  async renewExpired(
-    req: { certificate: string; csr: string; ttlMs?: number },
+  async renewWithProof(
+    req: { certificate: string; csr: string; proof?: string; ttlMs?: number },
     ctx: RequestContext,
   ): Promise<IssueResponse> {
     let current: Certificate;
     try {
-      current = parseCertificate(Buffer.from(req.certificate.replace(/-----[^-]+-----|\s+/g, ''), 'base64'));
+      current = readCertificates(Buffer.from(req.certificate), 'certificate')[0]!;
     } catch {
       return this.#refuse(
         'certificate.renew',
@@ -374,18 +379,42 @@ export class Authority {
         ctx,
       );
     }
-    const csr = await this.#readCsr(req.csr, 'certificate.renew', `cert:${current.serial}`, ctx);
+    const actor = `cert:${current.serial}`;
+    const csr = await this.#readCsr(req.csr, 'certificate.renew', actor, ctx);
     if (!csr.spki.equals(current.spki)) {
-      return this.#refuse(
-        'certificate.renew',
-        `cert:${current.serial}`,
-        'MTLS_CA_BAD_REQUEST',
-        'Renewal after expiry must keep the key: the CSR is for a different key.',
-        'Create the CSR with the key of the expired certificate (mtls renew does this).',
-        ctx,
-      );
+      let proven: boolean;
+      try {
+        const key = publicKeyObject(current);
+        const hash = key.asymmetricKeyType === 'ed25519' ? null : 'sha256';
+        proven =
+          req.proof !== undefined &&
+          cryptoVerify(
+            hash,
+            createHash('sha256').update(csr.der).digest(),
+            key,
+            Buffer.from(req.proof, 'base64'),
+          );
+      } catch {
+        proven = false;
+      }
+      if (!proven) {
+        return this.#refuse(
+          'certificate.renew',
+          actor,
+          'MTLS_CA_BAD_REQUEST',
+          'The request does not prove possession of the current key.',
+          "Sign the new CSR's SHA-256 with the current key and send it as proof (mtls renew --rekey does this), or renew with the same key.",
+          ctx,
+        );
+      }
     }
-    return this.#renewFrom(current, req, ctx, true);
+    const expired = this.#clock.now() > current.notAfter;
+    return this.#renewFrom(
+      current,
+      { csr: req.csr, ...(req.ttlMs !== undefined ? { ttlMs: req.ttlMs } : {}) },
+      ctx,
+      expired,
+    );
   }
 
   async #renewFrom(

@@ -4,3 +4,4 @@ export * from './file-ca.js';
 export * from './policy.js';
 export * from './authority.js';
 export * from './server.js';
+export * from './client.js';

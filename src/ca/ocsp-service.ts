@@ -42,6 +42,8 @@ export class OcspService {
   #responderRenewAt = 0;
   readonly #cache = new Map<string, Cached>();
   readonly #bySerial = new Map<string, Set<string>>();
+  /** Bumped by every invalidation: an answer computed across one is not cached (it may predate it). */
+  #generation = 0;
 
   constructor(opts: OcspServiceOptions) {
     this.#opts = opts;
@@ -77,6 +79,7 @@ export class OcspService {
 
   /** Drops cached answers for these serials (called on every revocation this process learns of). */
   invalidate(serials: readonly string[]): void {
+    this.#generation++;
     for (const s of serials) {
       const keys = this.#bySerial.get(s);
       if (!keys) continue;
@@ -101,6 +104,7 @@ export class OcspService {
       const hit = this.#cache.get(single.der.toString('latin1'));
       if (hit && hit.refreshAt > now) return hit.der;
     }
+    const generation = this.#generation;
     let entries;
     try {
       entries = await Promise.all(
@@ -120,7 +124,9 @@ export class OcspService {
       nextUpdate,
       ...(req.nonce ? { nonce: req.nonce } : {}),
     });
-    if (single)
+    // A status read before a revocation committed must not be cached after the revocation dropped
+    // the cache: it would be served as "good" until refreshAt (half the OCSP validity).
+    if (single && generation === this.#generation)
       this.#remember(
         single.der.toString('latin1'),
         single.serial,

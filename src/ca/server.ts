@@ -346,6 +346,9 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
       'cache-control': 'no-store',
       connection: 'keep-alive',
     });
+    // Send the status line and headers now: without a pending event they would otherwise wait for
+    // the first write (up to the 15 s ping), and a subscriber could not tell it is connected.
+    res.flushHeaders();
     let cursor = since;
     let sending = false;
     const flush = async (): Promise<void> => {
@@ -390,10 +393,12 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
   pub.post('/v1/renew', async (req) => {
     const b = body(req);
     const ttlMs = ttlOf(b);
-    return auth().renewExpired(
+    const proof = str(b, 'proof', false);
+    return auth().renewWithProof(
       {
         certificate: str(b, 'certificate', true),
         csr: str(b, 'csr', true),
+        ...(proof ? { proof } : {}),
         ...(ttlMs !== undefined ? { ttlMs } : {}),
       },
       ctxOf(req, false),

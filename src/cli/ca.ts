@@ -26,7 +26,7 @@ import { writeLeaf } from './leaf-output.js';
 
 type Emit = (human: string[], json: unknown) => void;
 
-export function registerCa(program: Command, io: CliIo, emit: Emit): void {
+export function registerCa(program: Command, io: CliIo, emit: Emit): Command {
   const ca = program
     .command('ca')
     .description('the certificate authority: offline as files, or online with mtls ca serve');
@@ -198,4 +198,5 @@ Only the names are taken from the CSR; the profile decides every extension.`,
         );
       },
     );
+  return ca;
 }

@@ -22,11 +22,19 @@ export function safeBaseName(name: string): string {
   return base || 'cert';
 }
 
-export function writeLeaf(
-  ca: FileCa,
+export interface LeafPems {
+  certPem: string;
+  /** Leaf + intermediates. */
+  chainPem: string;
+  /** The trust bundle. */
+  rootPem: string;
+}
+
+/** Key (0600), certificate, chain and trust bundle in one atomic step; the bundle is rewritten only when it differs. */
+export function writeLeafFiles(
   outDir: string,
   base: string,
-  issued: IssuedCertificate,
+  pems: LeafPems,
   keyPem: string | undefined,
   force: boolean,
 ): LeafFiles {
@@ -38,13 +46,26 @@ export function writeLeaf(
   };
   const planned: PlannedFile[] = [];
   if (keyPem && files.key) planned.push({ path: files.key, data: keyPem, mode: 0o600 });
-  planned.push(
-    { path: files.cert, data: issued.pem },
-    { path: files.chain, data: issued.pem + ca.intermediatePem },
-  );
-  // The trust bundle is shared by every leaf in the directory: rewrite it only when it differs.
-  const bundleSame = existsSync(files.bundle) && readFileSync(files.bundle, 'latin1') === ca.rootPem;
+  planned.push({ path: files.cert, data: pems.certPem }, { path: files.chain, data: pems.chainPem });
+  const bundleSame = existsSync(files.bundle) && readFileSync(files.bundle, 'latin1') === pems.rootPem;
   writeFilesAtomic(planned, { overwrite: force });
-  if (!bundleSame) writeFilesAtomic([{ path: files.bundle, data: ca.rootPem }], { overwrite: true });
+  if (!bundleSame) writeFilesAtomic([{ path: files.bundle, data: pems.rootPem }], { overwrite: true });
   return files;
+}
+
+export function writeLeaf(
+  ca: FileCa,
+  outDir: string,
+  base: string,
+  issued: IssuedCertificate,
+  keyPem: string | undefined,
+  force: boolean,
+): LeafFiles {
+  return writeLeafFiles(
+    outDir,
+    base,
+    { certPem: issued.pem, chainPem: issued.pem + ca.intermediatePem, rootPem: ca.rootPem },
+    keyPem,
+    force,
+  );
 }

@@ -3,6 +3,7 @@
 import { Command, CommanderError } from 'commander';
 import { MtlsError } from '../errors/index.js';
 import { registerCa } from './ca.js';
+import { registerCaClient } from './ca-client.js';
 import { renderError, exitCodeFor, type CliIo } from './context.js';
 import { registerCsr } from './csr.js';
 import { registerInspect } from './inspect.js';
@@ -33,7 +34,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
   registerQuickstart(program, io, emit);
-  registerCa(program, io, emit);
+  const ca = registerCa(program, io, emit);
+  registerCaClient(program, ca, io, emit);
   registerIssue(program, io, emit);
   registerCsr(program, io, emit);
   registerInspect(program, io, emit);

@@ -169,6 +169,39 @@ describe.each(['sqlite', 'postgres'] as const)('mtls ca serve on %s', (backend) 
     expect(rekey.status, rekey.body.toString()).toBe(200);
   });
 
+  it('renews without a client certificate only with proof of the current key', async () => {
+    const w = await enroll('prover', 'dns:prover.internal');
+    const certificate = readFileSync(w.chain, 'utf8');
+    const sameKeyCsr = join(root, 'prover-same.csr');
+    await mtlsOk(['csr', 'prover-same', '--key', w.key, '--san', 'dns:prover.internal', '--out', root], {
+      cwd: root,
+    });
+    const ok = await call(ca.publicUrl, {
+      path: '/v1/renew',
+      body: { certificate, csr: readFileSync(sameKeyCsr, 'utf8') },
+      ca: bundle,
+    });
+    expect(ok.status, ok.body.toString()).toBe(200);
+    const { csr: otherKeyCsr } = await newCsr('prover-new', 'dns:prover.internal');
+    const noProof = await call(ca.publicUrl, {
+      path: '/v1/renew',
+      body: { certificate, csr: readFileSync(otherKeyCsr, 'utf8') },
+      ca: bundle,
+    });
+    expect(noProof.status).toBe(400);
+    expect(noProof.json().code).toBe('MTLS_CA_BAD_REQUEST');
+    const forged = await call(ca.publicUrl, {
+      path: '/v1/renew',
+      body: {
+        certificate,
+        csr: readFileSync(otherKeyCsr, 'utf8'),
+        proof: Buffer.alloc(64, 1).toString('base64'),
+      },
+      ca: bundle,
+    });
+    expect(forged.status).toBe(400);
+  });
+
   it('revokes: the CRL lists the serial and verifies with openssl, and the revoked certificate can never renew', async () => {
     const w = await enroll('victim', 'dns:victim.internal');
     const rv = await call(ca.mtlsUrl, {
