@@ -31,6 +31,7 @@ import {
   identityMatches,
   primaryIdentity,
   type CaConfig,
+  type Provisioner,
 } from './policy.js';
 
 export interface AuthorityOptions {
@@ -232,6 +233,27 @@ export class Authority {
         ctx,
       );
     }
+    const tokenProvisioners = this.#config.provisioners.filter((p) => p.type === 'token');
+    if (tokenProvisioners.length) {
+      const granted = [...grant.sans, ...(grant.commonName ? [`cn:${grant.commonName}`] : [])];
+      const fits = tokenProvisioners.find(
+        (p) =>
+          (p.profiles as string[]).includes(grant.profile) &&
+          grant.maxTtlMs <= p.maxTtl &&
+          granted.every((id) => anyMatches(p.identities, id)),
+      );
+      if (!fits) {
+        return this.#refuse(
+          'token.create',
+          actor,
+          'MTLS_CA_POLICY',
+          `No token provisioner allows ${grant.profile} certificates for ${granted.join(', ')} up to ${Math.round(grant.maxTtlMs / 1000)}s.`,
+          'Ask for identities, a profile and a lifetime that a provisioner in the CA config allows (see docs/ca.md).',
+          ctx,
+          { granted },
+        );
+      }
+    }
     const id = randomBytes(9).toString('base64url');
     const secret = randomBytes(32).toString('base64url');
     const now = this.#clock.now();
@@ -330,7 +352,22 @@ export class Authority {
         { notAllowed },
       );
     }
-    const ttlMs = Math.min(req.ttlMs ?? grant.maxTtlMs, grant.maxTtlMs);
+    const prov = this.#provisionerFor('token', profile.name, [
+      ...sans.map(sanToIdentity),
+      ...(cn ? [`cn:${cn}`] : []),
+    ]);
+    if (prov && !(prov.keyTypes as string[]).includes(csr.publicKey.description)) {
+      return this.#refuse(
+        'certificate.issue',
+        actor,
+        'MTLS_CA_POLICY',
+        `${csr.publicKey.description} keys are not allowed by provisioner ${prov.name}.`,
+        `Use one of: ${prov.keyTypes.join(', ')}.`,
+        ctx,
+      );
+    }
+    const ceiling = Math.min(grant.maxTtlMs, prov?.maxTtl ?? Infinity);
+    const ttlMs = Math.min(req.ttlMs ?? prov?.defaultTtl ?? grant.maxTtlMs, ceiling);
     const issued = this.#issue(profile.name, subject, sans, csr.spki, ttlMs);
     return this.#commit(issued, profile.name, { tokenHash: hash, action: 'certificate.issue', actor, ctx });
   }
@@ -460,9 +497,32 @@ export class Authority {
         );
       }
     }
+    const renewProvisioners = this.#config.provisioners.filter((p) => p.type === 'renew');
+    const identities = certificateIdentities(current);
+    const prov = this.#provisionerFor('renew', record.profile, identities);
+    if (renewProvisioners.length && !prov) {
+      return this.#refuse(
+        'certificate.renew',
+        actor,
+        'MTLS_CA_POLICY',
+        `No renew provisioner covers ${identities.join(', ')} (${record.profile}).`,
+        'Enroll again with a token, or add a renew provisioner for this identity to the CA config.',
+        ctx,
+      );
+    }
     let spki = current.spki;
     if (req.csr) {
       const csr = await this.#readCsr(req.csr, 'certificate.renew', actor, ctx);
+      if (prov && !(prov.keyTypes as string[]).includes(csr.publicKey.description)) {
+        return this.#refuse(
+          'certificate.renew',
+          actor,
+          'MTLS_CA_POLICY',
+          `${csr.publicKey.description} keys are not allowed by provisioner ${prov.name}.`,
+          `Use one of: ${prov.keyTypes.join(', ')}.`,
+          ctx,
+        );
+      }
       spki = csr.spki;
     }
     const lifetime = record.notAfter.getTime() - record.notBefore.getTime();
@@ -552,11 +612,14 @@ export class Authority {
   /** Drops the cached CRL when the store has revocations this process has not seen. */
   async syncRevocations(): Promise<string[]> {
     const last = await this.#store.lastRevocationSeq();
-    const seen = this.#crl?.revocationSeq ?? this.#lastSeenSeq;
+    if (this.#crl && this.#crl.revocationSeq < last) this.#crl = undefined;
+    // Its own cursor, not the CRL's: a CRL built after a revocation committed (on a request that came
+    // before this poll) already lists it, but the OCSP cache and the streams must still hear of it.
+    const seen = this.#lastSeenSeq;
     if (last <= seen) return [];
     const events = await this.#store.revocationsSince(seen, 10_000);
-    this.#lastSeenSeq = last;
-    this.#crl = undefined;
+    const upTo = events.length === 10_000 ? events[events.length - 1]!.seq : last;
+    this.#lastSeenSeq = Math.max(this.#lastSeenSeq, upTo);
     const serials = events.map((e) => e.serial);
     if (serials.length) this.onRevocation?.(serials);
     return serials;
@@ -593,12 +656,25 @@ export class Authority {
       crlNumber: number,
     });
     const snap: CrlSnapshot = { der, pem, number, thisUpdate, nextUpdate, revocationSeq };
-    this.#lastSeenSeq = Math.max(this.#lastSeenSeq, revocationSeq);
     this.#crl = snap;
     return snap;
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** The first provisioner of this type that allows the profile and every identity; undefined when none does. */
+  #provisionerFor(
+    type: Provisioner['type'],
+    profile: ProfileName,
+    identities: readonly string[],
+  ): Provisioner | undefined {
+    return this.#config.provisioners.find(
+      (p) =>
+        p.type === type &&
+        (p.profiles as string[]).includes(profile) &&
+        identities.every((id) => anyMatches(p.identities, id)),
+    );
+  }
 
   async #readCsr(pem: string, action: string, actor: string, ctx: RequestContext) {
     try {
