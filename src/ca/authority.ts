@@ -24,6 +24,7 @@ import {
   type San,
 } from '../pki/index.js';
 import type { AuditInput, CertificateRecord, Store, TokenGrant } from '../store/index.js';
+import { caChannels } from '../telemetry/index.js';
 import type { FileCa } from './file-ca.js';
 import {
   anyMatches,
@@ -58,6 +59,8 @@ export interface RequestContext {
   requestId: string;
   /** The verified client certificate, when the request came over the mTLS listener. */
   clientCert?: Certificate;
+  /** performance.now() at the request's arrival, for the issuance latency metric. */
+  started?: number;
 }
 
 export interface TokenRequest {
@@ -155,6 +158,7 @@ export class Authority {
     ctx: RequestContext,
     data: Record<string, unknown> = {},
   ): Promise<never> {
+    if (caChannels.refused.hasSubscribers) caChannels.refused.publish({ action, reason: code });
     await this.#store.appendAudit({
       at: this.#clock.now(),
       action,
@@ -268,6 +272,7 @@ export class Authority {
         data: { requestId: ctx.requestId, tokenId: id, grant, expiresAt: expiresAt.toISOString() },
       },
     );
+    if (caChannels.token.hasSubscribers) caChannels.token.publish({ event: 'created' });
     return { token: `${TOKEN_PREFIX}${id}.${secret}`, id, expiresAt: expiresAt.toISOString() };
   }
 
@@ -656,6 +661,8 @@ export class Authority {
       crlNumber: number,
     });
     const snap: CrlSnapshot = { der, pem, number, thisUpdate, nextUpdate, revocationSeq };
+    if (caChannels.crl.hasSubscribers)
+      caChannels.crl.publish({ number, thisUpdate, entries: revoked.length });
     this.#crl = snap;
     return snap;
   }
@@ -767,6 +774,15 @@ export class Authority {
       const [code, message] = map[outcome.reason];
       return this.#refuse(op.action, op.actor, code, message, 'Ask for a new token.', op.ctx);
     }
+    if (caChannels.issued.hasSubscribers) {
+      const seconds = op.ctx.started === undefined ? 0 : (performance.now() - op.ctx.started) / 1000;
+      caChannels.issued.publish({
+        action: op.action === 'certificate.renew' ? 'renew' : 'issue',
+        profile,
+        seconds,
+      });
+    }
+    if (op.tokenHash && caChannels.token.hasSubscribers) caChannels.token.publish({ event: 'used' });
     return {
       serial: cert.serial,
       certificate: issued.pem,

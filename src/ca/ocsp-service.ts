@@ -15,6 +15,7 @@ import {
   type OcspResponder,
 } from '../pki/index.js';
 import type { Store } from '../store/index.js';
+import { caChannels } from '../telemetry/index.js';
 import type { FileCa } from './file-ca.js';
 
 export interface OcspServiceOptions {
@@ -90,11 +91,22 @@ export class OcspService {
 
   /** Answers one DER OCSPRequest; never throws: malformed input gets a malformedRequest response. */
   async answer(requestDer: Buffer): Promise<Buffer> {
+    if (!caChannels.ocsp.hasSubscribers) return (await this.#answer(requestDer)).der;
+    const started = performance.now();
+    const r = await this.#answer(requestDer);
+    caChannels.ocsp.publish({ result: r.result, seconds: (performance.now() - started) / 1000 });
+    return r.der;
+  }
+
+  async #answer(
+    requestDer: Buffer,
+  ): Promise<{ der: Buffer; result: 'cached' | 'signed' | 'malformed' | 'error' }> {
     let req;
     try {
       req = parseOcspRequest(requestDer);
     } catch (e) {
-      if (e instanceof MtlsError) return this.#responder.errorResponse('malformedRequest');
+      if (e instanceof MtlsError)
+        return { der: this.#responder.errorResponse('malformedRequest'), result: 'malformed' };
       throw e;
     }
     const now = this.#opts.clock.now().getTime();
@@ -102,7 +114,7 @@ export class OcspService {
     const single = req.certIds.length === 1 && !req.nonce ? req.certIds[0]! : undefined;
     if (single) {
       const hit = this.#cache.get(single.der.toString('latin1'));
-      if (hit && hit.refreshAt > now) return hit.der;
+      if (hit && hit.refreshAt > now) return { der: hit.der, result: 'cached' };
     }
     const generation = this.#generation;
     let entries;
@@ -114,7 +126,7 @@ export class OcspService {
         })),
       );
     } catch {
-      return this.#responder.errorResponse('tryLater');
+      return { der: this.#responder.errorResponse('tryLater'), result: 'error' };
     }
     const thisUpdate = new Date(Math.floor(now / 1000) * 1000);
     const responderEnd = this.#responder.responderCert.notAfter.getTime();
@@ -133,7 +145,7 @@ export class OcspService {
         der,
         now + (nextUpdate.getTime() - thisUpdate.getTime()) / 2,
       );
-    return der;
+    return { der, result: 'signed' };
   }
 
   #remember(key: string, serial: string, der: Buffer, refreshAt: number): void {

@@ -29,7 +29,7 @@ import {
   type Clock,
 } from '../pki/index.js';
 import type { Store, TokenGrant } from '../store/index.js';
-import { createLogger, type Logger } from '../telemetry/index.js';
+import { caChannels, createCaMetrics, createLogger, type Logger } from '../telemetry/index.js';
 import { Authority, type RequestContext } from './authority.js';
 import { OcspService } from './ocsp-service.js';
 import type { FileCa } from './file-ca.js';
@@ -138,6 +138,10 @@ function clientCertOf(req: FastifyRequest): Certificate | undefined {
 }
 
 function installErrorHandling(app: FastifyInstance): void {
+  app.addHook('onRequest', (req, _reply, done) => {
+    (req as FastifyRequest & { started?: number }).started = performance.now();
+    done();
+  });
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).send({
       code: 'MTLS_CA_NOT_FOUND_ROUTE',
@@ -166,6 +170,8 @@ function installErrorHandling(app: FastifyInstance): void {
         fix: `Look for requestId ${req.id} in the CA log.`,
       });
     const status = statusFor(e.code);
+    if (e.code === 'MTLS_STORE_UNAVAILABLE' && caChannels.storeError.hasSubscribers)
+      caChannels.storeError.publish({ code: e.code });
     if (status >= 500) req.log.error({ err: e.cause ?? e, code: e.code }, e.message);
     else req.log.info({ code: e.code }, e.message);
     void reply
@@ -259,7 +265,11 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
 
   const ctxOf = (req: FastifyRequest, withCert: boolean): RequestContext => {
     const clientCert = withCert ? clientCertOf(req) : undefined;
-    return { requestId: req.id, ...(clientCert ? { clientCert } : {}) };
+    return {
+      requestId: req.id,
+      started: (req as FastifyRequest & { started?: number }).started ?? performance.now(),
+      ...(clientCert ? { clientCert } : {}),
+    };
   };
   const auth = (): Authority => authority;
   const ocsp = new OcspService({
@@ -381,6 +391,12 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
   publicRoutes(pub);
   publicRoutes(mtls);
   if (http) publicRoutes(http);
+  const metrics = createCaMetrics();
+  const metricsRoute = (app: FastifyInstance): void => {
+    app.get('/metrics', async (_req, reply) => reply.type(metrics.contentType).send(await metrics.render()));
+  };
+  metricsRoute(mtls);
+  if (http) metricsRoute(http);
 
   pub.post('/v1/sign', async (req) => {
     const b = body(req);
@@ -495,6 +511,7 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
     httpUrl,
     close: async () => {
       clearInterval(poll);
+      metrics.close();
       await Promise.all([pub.close(), mtls.close(), http?.close()]);
     },
   };

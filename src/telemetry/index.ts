@@ -1,3 +1,5 @@
-// Telemetry: the logger factory with redaction today; the metric registry and names (Prometheus)
-// as components start publishing their events.
+// Telemetry: the logger factory with redaction, the event channels components publish on
+// (node:diagnostics_channel), and the Prometheus metrics built from them.
 export * from './logger.js';
+export * from './channels.js';
+export * from './ca-metrics.js';

@@ -344,6 +344,29 @@ describe.each(['sqlite', 'postgres'] as const)('mtls ca serve on %s', (backend) 
     expect(records.some((r) => r.action === 'certificate.revoke' && r.outcome === 'ok')).toBe(true);
   });
 
+  it('exports Prometheus metrics for issuance, refusals, tokens, OCSP and the CRL', async () => {
+    const m = (await call(ca.httpUrl, { path: '/metrics' })).body.toString();
+    const value = (re: RegExp): number => Number(re.exec(m)?.[1] ?? 'NaN');
+    expect(
+      value(/^mtls_ca_certificates_issued_total\{action="issue",profile="peer"\} (\d+)/m),
+    ).toBeGreaterThan(3);
+    expect(
+      value(/^mtls_ca_certificates_issued_total\{action="renew",profile="peer"\} (\d+)/m),
+    ).toBeGreaterThan(0);
+    expect(
+      value(
+        /^mtls_ca_requests_refused_total\{action="certificate.issue",reason="MTLS_CA_TOKEN_USED"\} (\d+)/m,
+      ),
+    ).toBeGreaterThan(0);
+    expect(value(/^mtls_ca_tokens_total\{event="created"\} (\d+)/m)).toBeGreaterThan(3);
+    expect(value(/^mtls_ca_ocsp_requests_total\{result="signed"\} (\d+)/m)).toBeGreaterThan(0);
+    expect(
+      value(/^mtls_ca_issuance_duration_seconds_count\{action="issue",profile="peer"\} (\d+)/m),
+    ).toBeGreaterThan(3);
+    expect(value(/^mtls_ca_crl_number (\d+)/m)).toBeGreaterThan(0);
+    expect(m).toMatch(/^mtls_ca_crl_age_seconds \d/m);
+  });
+
   it('stops cleanly on SIGTERM', async () => {
     const other = await startCaService(
       caDir,

@@ -1,0 +1,44 @@
+// Event channels (node:diagnostics_channel): components publish what happened; telemetry turns it
+// into metrics. Publishing costs nothing when nobody subscribes.
+import { channel } from 'node:diagnostics_channel';
+
+export interface CaIssuedEvent {
+  action: 'issue' | 'renew';
+  profile: string;
+  /** From the request's arrival to the stored certificate. */
+  seconds: number;
+}
+
+export interface CaRefusedEvent {
+  action: string;
+  /** The MTLS_* code of the refusal. */
+  reason: string;
+}
+
+export interface CaOcspEvent {
+  result: 'cached' | 'signed' | 'malformed' | 'error';
+  seconds: number;
+}
+
+export interface CaTokenEvent {
+  event: 'created' | 'used';
+}
+
+export interface CaCrlEvent {
+  number: bigint;
+  thisUpdate: Date;
+  entries: number;
+}
+
+export interface StoreErrorEvent {
+  code: string;
+}
+
+export const caChannels = {
+  issued: channel('mtls:ca:issued'),
+  refused: channel('mtls:ca:refused'),
+  ocsp: channel('mtls:ca:ocsp'),
+  token: channel('mtls:ca:token'),
+  crl: channel('mtls:ca:crl'),
+  storeError: channel('mtls:store:error'),
+} as const;
