@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { MtlsError } from '../errors/index.js';
 import { readInput, writeFilesAtomic } from '../files/index.js';
 import {
+  createCrl,
   createIssuer,
   exportPrivateKeyPem,
   fingerprint256,
@@ -30,6 +31,8 @@ export const CA_FILES = {
   intermediateKey: 'intermediate.key',
   bundle: 'ca.pem',
   meta: 'ca.json',
+  /** The root's CRL (signed offline by the root key; nginx and HAProxy want a CRL for every CA in the chain). */
+  rootCrl: 'root.crl',
 } as const;
 
 export interface CaMeta {
@@ -66,6 +69,8 @@ export interface FileCa {
   issuerKey: KeyObject;
   rootPem: string;
   intermediatePem: string;
+  /** root.crl when present (made by ca init, refreshed by mtls ca root-crl). */
+  rootCrlPem: string | undefined;
 }
 
 const DAY = 86_400_000;
@@ -136,9 +141,30 @@ export function initFileCa(opts: InitCaOptions): { meta: CaMeta; files: string[]
     { path: join(dir, CA_FILES.intermediateCert), data: intermediate.pem },
     { path: join(dir, CA_FILES.bundle), data: root.pem },
     { path: join(dir, CA_FILES.meta), data: JSON.stringify(meta, null, 2) + '\n' },
+    { path: join(dir, CA_FILES.rootCrl), data: rootCrlPem(rootCert, rootKey, clock.now()) },
   ];
   writeFilesAtomic(files);
   return { meta, files: files.map((f) => f.path) };
+}
+
+const ROOT_CRL_VALIDITY_MS = 365 * DAY;
+
+/** An empty CRL for the root (it revokes intermediates only, which mtlskit does not rotate yet). */
+export function rootCrlPem(
+  rootCert: Certificate,
+  rootKey: KeyObject,
+  now: Date,
+  crlNumber: bigint = BigInt(Math.floor(now.getTime() / 1000)),
+): string {
+  const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  return createCrl({
+    issuerCert: rootCert,
+    issuerKey: rootKey,
+    entries: [],
+    thisUpdate,
+    nextUpdate: new Date(thisUpdate.getTime() + ROOT_CRL_VALIDITY_MS),
+    crlNumber,
+  }).pem;
 }
 
 export function loadFileCa(
@@ -198,5 +224,40 @@ export function loadFileCa(
       },
     );
   }
-  return { dir, meta, root, intermediate, issuer, issuerKey: key, rootPem, intermediatePem };
+  const rootCrlPath = join(dir, CA_FILES.rootCrl);
+  const rootCrlPem = existsSync(rootCrlPath)
+    ? readInput(rootCrlPath, 'root CRL').toString('latin1')
+    : undefined;
+  return { dir, meta, root, intermediate, issuer, issuerKey: key, rootPem, intermediatePem, rootCrlPem };
+}
+
+/** Re-signs root.crl with the root key (which stays offline otherwise). */
+export function refreshRootCrl(
+  dirInput: string,
+  passphrase: string | undefined,
+  clock: Clock = systemClock,
+): { path: string; nextUpdate: Date } {
+  const dir = resolve(dirInput);
+  const ca = loadFileCa(dir, passphrase, clock);
+  let rootKey: KeyObject;
+  try {
+    rootKey = readPrivateKey(
+      readInput(join(dir, CA_FILES.rootKey), 'root key'),
+      passphrase,
+      join(dir, CA_FILES.rootKey),
+    ).key;
+  } catch (e) {
+    if (e instanceof MtlsError && e.code === 'MTLS_PKI_KEY_ENCRYPTED') {
+      throw new MtlsError(
+        'MTLS_CA_PASSPHRASE_REQUIRED',
+        `The root key in ${dir} is encrypted and no passphrase was given.`,
+        { fix: 'Set MTLS_CA_PASSPHRASE or pass --passphrase-file FILE.' },
+      );
+    }
+    throw e;
+  }
+  const now = clock.now();
+  const path = join(dir, CA_FILES.rootCrl);
+  writeFilesAtomic([{ path, data: rootCrlPem(ca.root, rootKey, now) }], { overwrite: true });
+  return { path, nextUpdate: new Date(Math.floor(now.getTime() / 1000) * 1000 + ROOT_CRL_VALIDITY_MS) };
 }

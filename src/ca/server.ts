@@ -323,6 +323,11 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
       }
       return ocspReply(reply, der);
     });
+    // nginx (ssl_crl) and HAProxy (crl-file) check a CRL for every CA in the chain: serve both.
+    app.get('/v1/crl/chain', async (_req, reply) => {
+      const crl = await auth().crl();
+      return reply.type('application/x-pem-file').send(crl.pem + (ca.rootCrlPem ?? ''));
+    });
     app.get('/v1/revocations', async (req, reply) => {
       const since = Number((req.query as Record<string, string>).since ?? '0');
       if (!Number.isInteger(since) || since < 0)

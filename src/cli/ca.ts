@@ -1,7 +1,7 @@
 // mtls ca init | ca sign: the offline CA kept as files.
 import { basename, dirname, extname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { initFileCa, loadFileCa } from '../ca/index.js';
+import { initFileCa, loadFileCa, refreshRootCrl } from '../ca/index.js';
 import { parseDuration } from '../config/index.js';
 import { MtlsError } from '../errors/index.js';
 import { readInput } from '../files/index.js';
@@ -95,6 +95,24 @@ Writes root.crt, root.key, intermediate.crt, intermediate.key (both keys encrypt
         );
       },
     );
+
+  withCaOptions(ca.command('root-crl'))
+    .description(
+      "re-sign the root's CRL (root.crl) with the offline root key; ca init makes one valid for a year",
+    )
+    .option('--json', 'print the result as JSON', false)
+    .addHelpText(
+      'after',
+      '\nExample:\n  mtls ca root-crl --dir ./ca     # yearly, before root.crl expires\nmtls ca serve publishes it with the intermediate CRL at /v1/crl/chain.',
+    )
+    .action((o: { dir?: string; passphraseFile?: string }) => {
+      const r = refreshRootCrl(resolve(io.cwd, defaultCaDir(io, o.dir)), caPassphrase(io, o.passphraseFile));
+      emit([`wrote ${r.path} (next update ${r.nextUpdate.toISOString()})`], {
+        ok: true,
+        path: r.path,
+        nextUpdate: r.nextUpdate.toISOString(),
+      });
+    });
 
   withCaOptions(ca.command('sign'))
     .description('sign a CSR made anywhere (mtls csr, openssl, Go, Python) with a profile')

@@ -112,6 +112,7 @@ describe('ca init', () => {
       'ca.pem',
       'intermediate.crt',
       'intermediate.key',
+      'root.crl',
       'root.crt',
       'root.key',
     ]);

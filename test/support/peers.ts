@@ -108,6 +108,8 @@ export interface NginxOptions {
   /** Trust bundle for client certificates. */
   clientCa: string;
   verifyDepth?: number;
+  /** CRL file (PEM; nginx needs one for every CA in the chain). */
+  crl?: string;
 }
 
 export function nginxConfig(o: NginxOptions, port: number): string {
@@ -129,7 +131,7 @@ http {
     ssl_certificate_key ${o.key};
     ssl_client_certificate ${o.clientCa};
     ssl_verify_client on;
-    ssl_verify_depth ${o.verifyDepth ?? 2};
+    ssl_verify_depth ${o.verifyDepth ?? 2};${o.crl ? `\n    ssl_crl ${o.crl};` : ''}
     location / {
       return 200 "ok";
     }
