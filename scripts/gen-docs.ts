@@ -2,6 +2,8 @@
 // docs/errors.md ← ERROR_CODES, docs/reasons.md ← REASONS, docs/lint.md ← LINT_RULES.
 // src/errors/errors.test.ts fails when a page and its table drift apart.
 import { writeFileSync } from 'node:fs';
+import { toJSONSchema } from 'zod';
+import { CaConfigSchema } from '../src/ca/policy.js';
 import { ERROR_CODES } from '../src/errors/index.js';
 import { LINT_RULES } from '../src/pki/lint.js';
 import { REASONS } from '../src/pki/reasons.js';
@@ -61,7 +63,14 @@ ${rows.join('\n')}
 `;
 }
 
+/** JSON Schema of ca.yaml, for editors and CI validation of config files. */
+export function renderCaConfigSchema(): string {
+  const schema = toJSONSchema(CaConfigSchema, { io: 'input', unrepresentable: 'any' });
+  return JSON.stringify({ ...schema, title: 'mtlskit CA configuration (ca.yaml)' }, null, 2) + '\n';
+}
+
 export const GENERATED_DOCS: Record<string, () => string> = {
+  'schemas/ca-config.schema.json': renderCaConfigSchema,
   'docs/errors.md': renderErrorsDoc,
   'docs/reasons.md': renderReasonsDoc,
   'docs/lint.md': renderLintDoc,
