@@ -4,6 +4,7 @@
 import { createHash, randomBytes, verify as cryptoVerify } from 'node:crypto';
 import { MtlsError, type ErrorCode } from '../errors/index.js';
 import {
+  CLOCK_SKEW_MS,
   createCrl,
   fingerprint256,
   formatGeneralName,
@@ -530,7 +531,8 @@ export class Authority {
       }
       spki = csr.spki;
     }
-    const lifetime = record.notAfter.getTime() - record.notBefore.getTime();
+    // notBefore was backdated for clock skew: the lifetime granted was notAfter - notBefore - skew.
+    const lifetime = record.notAfter.getTime() - record.notBefore.getTime() - CLOCK_SKEW_MS;
     const ttlMs = Math.min(req.ttlMs ?? lifetime, lifetime);
     const sans = current.subjectAltNames.filter(
       (s): s is San => s.type === 'dns' || s.type === 'ip' || s.type === 'uri' || s.type === 'email',

@@ -155,6 +155,10 @@ describe.each(['sqlite', 'postgres'] as const)('mtls ca serve on %s', (backend) 
     const r = await call(ca.mtlsUrl, { path: '/v1/renew', body: {}, ca: bundle, client: w });
     expect(r.status, r.body.toString()).toBe(200);
     expect(r.json().serial).not.toBe(w.serial);
+    // The same lifetime again, not one backdating minute longer per renewal.
+    const span = (j: Record<string, unknown>): number =>
+      Date.parse(j.notAfter as string) - Date.parse(j.notBefore as string);
+    expect(span(r.json())).toBe(24 * 3_600_000 + 60_000);
     const next = join(root, 'renewed.pem');
     writeFileSync(next, r.json().certificate as string);
     const text = await openssl(['x509', '-in', next, '-noout', '-ext', 'subjectAltName']);
