@@ -328,6 +328,13 @@ class PostgresStore implements Store {
         throw this.#error(e);
       }
       let broken = false;
+      // A checked-out client has no listener of the pool: an error the server sends between two
+      // statements (57P01 on shutdown) or a dropped socket would be an uncaught 'error' event that
+      // kills the CA. Note it instead; the next statement fails with it and the client is destroyed.
+      const onError = (): void => {
+        broken = true;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const value = await fn(client);
@@ -347,6 +354,7 @@ class PostgresStore implements Store {
         if (!broken && isRetryable(e) && attempt < 3) continue;
         throw this.#error(e);
       } finally {
+        client.removeListener('error', onError);
         // A broken client is destroyed instead of going back to the pool.
         client.release(broken);
       }
@@ -393,6 +401,10 @@ class PostgresStore implements Store {
       throw this.#error(e);
     }
     let broken = false;
+    const onError = (): void => {
+      broken = true; // as in #tx: an error between statements must not be an uncaught 'error' event
+    };
+    client.on('error', onError);
     try {
       // A session advisory lock: a second replica starting at the same moment waits here, then finds
       // every version applied. Each version is applied in its own transaction with its bookkeeping row.
@@ -437,6 +449,7 @@ class PostgresStore implements Store {
         details: { url: this.#where },
       });
     } finally {
+      client.removeListener('error', onError);
       client.release(broken);
     }
   }
