@@ -54,8 +54,10 @@ export const ERROR_CODES = {
   MTLS_CA_NOT_FOUND_ROUTE: 'No such API endpoint.',
   MTLS_CA_INTERNAL: 'The CA failed while handling the request; the cause is in its log under the request id.',
   MTLS_CA_UNREACHABLE: 'The CA service cannot be reached at the URL given.',
-  MTLS_CA_TLS: 'The TLS connection to the CA failed (untrusted CA certificate, wrong host name, or a client certificate required).',
-  MTLS_CA_ROOT_MISMATCH: 'The trust bundle fetched from the CA does not hold the root with the pinned fingerprint.',
+  MTLS_CA_TLS:
+    'The TLS connection to the CA failed (untrusted CA certificate, wrong host name, or a client certificate required).',
+  MTLS_CA_ROOT_MISMATCH:
+    'The trust bundle fetched from the CA does not hold the root with the pinned fingerprint.',
   MTLS_CA_CORRUPT:
     'The CA directory is inconsistent (a key that does not match its certificate, a missing file).',
   MTLS_STORE_UNAVAILABLE:
