@@ -324,6 +324,56 @@ describe.each(['sqlite', 'postgres'] as const)('mtls ca serve on %s', (backend) 
     expect(huge.json().code).toBe('MTLS_CA_BODY_TOO_LARGE');
   });
 
+  it('refuses an expired token and a CSR whose signature does not verify, storing only the refusal', async () => {
+    const before = await call(ca.mtlsUrl, {
+      path: '/v1/certificates?limit=10000',
+      ca: bundle,
+      client: admin,
+    });
+    const count = (before.json().certificates as unknown[]).length;
+    const short = await call(ca.mtlsUrl, {
+      path: '/v1/tokens',
+      body: { profile: 'client', sans: ['dns:late.internal'], ttl: '1s' },
+      ca: bundle,
+      client: admin,
+    });
+    expect(short.status, short.body.toString()).toBe(200);
+    const { csr } = await newCsr('late', 'dns:late.internal');
+    await new Promise((r) => setTimeout(r, 1200));
+    const late = await call(ca.publicUrl, {
+      path: '/v1/sign',
+      body: { token: short.json().token, csr: readFileSync(csr, 'utf8') },
+      ca: bundle,
+    });
+    expect(late.status).toBe(401);
+    expect(late.json().code).toBe('MTLS_CA_TOKEN_EXPIRED');
+    // Flip one byte of the CSR's signature: parseable, but it does not verify.
+    const t = await token({ profile: 'client', sans: ['dns:late.internal'] });
+    const der = Buffer.from(readFileSync(csr, 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    der[der.length - 5]! ^= 0x01;
+    const forged = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+    const bad = await call(ca.publicUrl, { path: '/v1/sign', body: { token: t, csr: forged }, ca: bundle });
+    expect(bad.status).toBe(400);
+    expect(bad.json().code).toBe('MTLS_PKI_CSR_SIGNATURE');
+    const after = await call(ca.mtlsUrl, { path: '/v1/certificates?limit=10000', ca: bundle, client: admin });
+    expect((after.json().certificates as unknown[]).length).toBe(count);
+    const audit = await call(ca.mtlsUrl, {
+      path: '/v1/audit?since=0&limit=10000',
+      ca: bundle,
+      client: admin,
+    });
+    const reasons = (audit.json().records as { reason?: string }[]).map((r) => r.reason);
+    expect(reasons).toContain('MTLS_CA_TOKEN_EXPIRED');
+    expect(reasons).toContain('MTLS_PKI_CSR_SIGNATURE');
+    // The refused requests did not consume the valid token.
+    const ok = await call(ca.publicUrl, {
+      path: '/v1/sign',
+      body: { token: t, csr: readFileSync(csr, 'utf8') },
+      ca: bundle,
+    });
+    expect(ok.status, ok.body.toString()).toBe(200);
+  });
+
   it('lists the inventory and an audit log whose hash chain verifies, with refusals recorded', async () => {
     const list = await call(ca.mtlsUrl, { path: '/v1/certificates?limit=100', ca: bundle, client: admin });
     expect(list.status).toBe(200);
