@@ -178,6 +178,11 @@ const patternCache = new Map<string, RegExp>();
  * anything. DNS and CN-less comparisons are case-insensitive for dns:.
  */
 export function identityMatches(pattern: string, identity: string): boolean {
+  // Exact identities (what most tokens grant) need no regular expression.
+  if (!pattern.includes('*'))
+    return pattern.startsWith('dns:')
+      ? pattern.toLowerCase() === identity.toLowerCase()
+      : pattern === identity;
   let re = patternCache.get(pattern);
   if (!re) {
     const dns = pattern.startsWith('dns:');
