@@ -1,5 +1,7 @@
 // `npm run bench`: mtlskit issuance and CSR-to-certificate throughput next to @peculiar/x509 and the
-// openssl CLI, in one run, on one core. Benchmarks inform; they never fail the build (exit code 0).
+// openssl CLI, in one run, on one core (section pki); then the CA service under load next to cfssl and
+// openssl (section ca, bench/ca-bench.ts). `npm run bench -- --only pki|ca` runs one section.
+// Benchmarks inform; they never fail the build (exit code 0).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
@@ -16,6 +18,7 @@ import {
   peculiarIssue,
   rawCrypto,
 } from './contenders.js';
+import { runCaBench } from './ca-bench.js';
 import { createFixtures, type Fixtures } from './fixtures.js';
 import {
   IN_PROCESS,
@@ -294,13 +297,36 @@ function printVerdict(rows: Row[]): void {
   console.log('(benchmarks inform; they do not gate: exit code 0 either way)');
 }
 
-if (!runPinned()) {
+/** `--only pki` or `--only ca` (also `--only=ca`); undefined runs both sections. */
+function onlySection(): 'pki' | 'ca' | undefined {
+  const args = process.argv.slice(2);
+  const i = args.findIndex((a) => a === '--only' || a.startsWith('--only='));
+  if (i < 0) return undefined;
+  const v = args[i]!.includes('=') ? args[i]!.split('=')[1] : args[i + 1];
+  if (v === 'pki' || v === 'ca') return v;
+  console.error(`bench: --only takes pki or ca, not ${v ?? '(nothing)'}; running both`);
+  return undefined;
+}
+
+async function section(name: string, fn: () => Promise<void>): Promise<void> {
   const started = performance.now();
   try {
-    await main();
+    await fn();
   } catch (e) {
-    console.error(`bench failed: ${(e as Error).stack ?? String(e)}`);
+    console.error(`bench ${name} failed: ${(e as Error).stack ?? String(e)}`);
   }
   console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s`);
+}
+
+if (process.env[PINNED_ENV]) {
+  // The pinned child of runPinned(): the PKI section only.
+  await section('pki', main);
+} else {
+  const only = onlySection();
+  if (only !== 'ca' && !runPinned()) await section('pki', main);
+  if (only !== 'pki') {
+    if (only !== 'ca') console.log('');
+    await section('ca', () => runCaBench({ afterPki: only !== 'ca' }));
+  }
 }
 process.exitCode = 0;
