@@ -8,6 +8,8 @@ import { MtlsError } from '../errors/index.js';
 import {
   commonName,
   formatName,
+  anyIdentityMatches,
+  identityMatches,
   PROFILE_NAMES,
   type Certificate,
   type DistinguishedName,
@@ -167,38 +169,10 @@ export function certificateIdentities(cert: Certificate): string[] {
   return identitiesOf(cert.subject, cert.subjectAltNames);
 }
 
-function escapeRe(s: string): string {
-  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
+/** Re-exported for the CA's callers; the one implementation lives in pki/identity.ts. */
+export { identityMatches };
 
-const patternCache = new Map<string, RegExp>();
-
-/**
- * Glob over identity strings: `*` matches within one DNS label or one path segment, `**` matches
- * anything. DNS and CN-less comparisons are case-insensitive for dns:.
- */
-export function identityMatches(pattern: string, identity: string): boolean {
-  // Exact identities (what most tokens grant) need no regular expression.
-  if (!pattern.includes('*'))
-    return pattern.startsWith('dns:')
-      ? pattern.toLowerCase() === identity.toLowerCase()
-      : pattern === identity;
-  let re = patternCache.get(pattern);
-  if (!re) {
-    const dns = pattern.startsWith('dns:');
-    const parts = pattern.split(/(\*\*|\*)/);
-    const body = parts
-      .map((p) => (p === '**' ? '.*' : p === '*' ? (dns ? '[^.]+' : '[^/]*') : escapeRe(p)))
-      .join('');
-    re = new RegExp(`^${body}$`, dns ? 'i' : '');
-    if (patternCache.size < 10_000) patternCache.set(pattern, re);
-  }
-  return re.test(identity);
-}
-
-export function anyMatches(patterns: readonly string[], identity: string): boolean {
-  return patterns.some((p) => identityMatches(p, identity));
-}
+export const anyMatches = anyIdentityMatches;
 
 export function provisionersFor(
   config: CaConfig,

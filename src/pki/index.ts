@@ -17,3 +17,4 @@ export * from './chain.js';
 export * from './verify.js';
 export * from './lint.js';
 export * from './ocsp.js';
+export * from './identity.js';
