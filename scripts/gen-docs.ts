@@ -5,6 +5,7 @@ import { writeFileSync } from 'node:fs';
 import { toJSONSchema } from 'zod';
 import { CaConfigSchema } from '../src/ca/policy.js';
 import { ERROR_CODES } from '../src/errors/index.js';
+import { ProxyConfigSchema } from '../src/proxy/config.js';
 import { LINT_RULES } from '../src/pki/lint.js';
 import { REASONS } from '../src/pki/reasons.js';
 
@@ -69,8 +70,15 @@ export function renderCaConfigSchema(): string {
   return JSON.stringify({ ...schema, title: 'mtlskit CA configuration (ca.yaml)' }, null, 2) + '\n';
 }
 
+/** JSON Schema of proxy.yaml. */
+export function renderProxyConfigSchema(): string {
+  const schema = toJSONSchema(ProxyConfigSchema, { io: 'input', unrepresentable: 'any' });
+  return JSON.stringify({ ...schema, title: 'mtlskit proxy configuration (proxy.yaml)' }, null, 2) + '\n';
+}
+
 export const GENERATED_DOCS: Record<string, () => string> = {
   'schemas/ca-config.schema.json': renderCaConfigSchema,
+  'schemas/proxy-config.schema.json': renderProxyConfigSchema,
   'docs/errors.md': renderErrorsDoc,
   'docs/reasons.md': renderReasonsDoc,
   'docs/lint.md': renderLintDoc,

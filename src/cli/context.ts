@@ -26,6 +26,7 @@ const USAGE_CODES = new Set<ErrorCode>([
   'MTLS_CA_PASSPHRASE_REQUIRED',
   'MTLS_CA_PLAINTEXT_KEY',
   'MTLS_FILE_NOT_FOUND',
+  'MTLS_CONFIG_INVALID',
 ]);
 
 export function exitCodeFor(e: MtlsError): number {

@@ -7,6 +7,7 @@ import { registerCaClient } from './ca-client.js';
 import { renderError, exitCodeFor, type CliIo } from './context.js';
 import { registerCsr } from './csr.js';
 import { registerInspect } from './inspect.js';
+import { registerProxy } from './proxy.js';
 import { registerIssue } from './issue.js';
 import { registerQuickstart } from './quickstart.js';
 import { registerVerify } from './verify.js';
@@ -40,6 +41,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   registerCsr(program, io, emit);
   registerInspect(program, io, emit);
   registerVerify(program, io, emit);
+  registerProxy(program, io, emit);
   // Commander's own error printing is replaced by ours (a code and a fix line, JSON with --json).
   const quiet = { writeOut: io.stdout, writeErr: io.stderr, outputError: (): void => undefined };
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

@@ -66,6 +66,16 @@ export const ERROR_CODES = {
   MTLS_STORE_MIGRATION: 'The database schema could not be created or upgraded.',
   MTLS_STORE_BAD_RECORD:
     'A record handed to the store is malformed (an invalid date, a serial that is not lowercase hex) or collides with an existing one.',
+  MTLS_PROXY_UNAUTHENTICATED:
+    'The proxy refused the request: the client sent no certificate or one the listener does not accept (the reason field says which).',
+  MTLS_PROXY_FORBIDDEN:
+    "The client's certificate is valid but no allow rule admits its identity, method and path.",
+  MTLS_PROXY_BAD_REQUEST:
+    'The request target cannot be authorized safely (not an origin-form path, or an encoded slash).',
+  MTLS_PROXY_UPSTREAM: 'The upstream could not be reached or failed while answering; the proxy answered 502.',
+  MTLS_PROXY_UNSUPPORTED: 'The proxy configuration uses a feature this version does not run yet.',
+  MTLS_PROXY_TLS_CONFIG: "A listener's certificate, key or client CA bundle cannot be loaded.",
+  MTLS_PROXY_LISTEN: 'A proxy listener could not bind its address (in use, or not permitted).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -42,3 +42,22 @@ export const caChannels = {
   crl: channel('mtls:ca:crl'),
   storeError: channel('mtls:store:error'),
 } as const;
+
+export interface ProxyHandshakeEvent {
+  listener: string;
+  /** 'accepted' or a reason from the shared catalog (pki/reasons.ts). */
+  result: string;
+}
+
+export interface ProxyRequestEvent {
+  listener: string;
+  /** The HTTP status answered to the client. */
+  status: number;
+  /** Set when the request was forwarded without a verified identity (permissive mode). */
+  unauthenticated?: boolean;
+}
+
+export const proxyChannels = {
+  handshake: channel('mtls:proxy:handshake'),
+  request: channel('mtls:proxy:request'),
+} as const;

@@ -3,3 +3,4 @@
 export * from './logger.js';
 export * from './channels.js';
 export * from './ca-metrics.js';
+export * from './proxy-metrics.js';
