@@ -26,6 +26,7 @@ import {
   type LoadResult,
   type LoadTarget,
 } from './ca-loadgen.js';
+import { printTable } from './harness.js';
 import {
   canPin,
   cfsslCertdbCount,
@@ -524,7 +525,7 @@ export async function runCaBench(opts: { afterPki?: boolean } = {}): Promise<voi
     rmSync(work, { recursive: true, force: true });
   }
 
-  printTable(rows);
+  printResults(rows);
   printVerdicts(rows);
   const endLoad = loadavg()[0]!;
   // This section keeps both cores busy; after the PKI section the load starts near 1 on its own.
@@ -557,7 +558,7 @@ function measuredRef(rows: Row[], row: Row): Measured | undefined {
   return ref && typeof ref.result !== 'string' ? ref.result : undefined;
 }
 
-function printTable(rows: Row[]): void {
+function printResults(rows: Row[]): void {
   const header = [
     'benchmark',
     'implementation',
@@ -601,24 +602,12 @@ function printTable(rows: Row[]): void {
       verdict,
     ];
   });
-  const widths = header.map((h, c) => Math.max(h.length, ...body.map((row) => row[c]!.length)));
-  const numeric = new Set([2, 3, 4, 5, 6, 7]);
-  const line = (cells: string[]): string =>
-    cells
-      .map((cell, c) => (numeric.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
-      .join('  ')
-      .trimEnd();
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  let group = rows[0]?.group;
-  for (let i = 0; i < body.length; i++) {
-    if (rows[i]!.group !== group) {
-      console.log('');
-      group = rows[i]!.group;
-    }
-    console.log(line(body[i]!));
-  }
-  console.log('');
+  printTable(
+    header,
+    body,
+    rows.map((r) => r.group),
+    new Set([2, 3, 4, 5, 6, 7]),
+  );
   notes.forEach((n, i) => console.log(`note ${i + 1}: ${n}`));
   if (notes.length) console.log('');
   console.log(

@@ -110,3 +110,32 @@ export function measureBatches(
   }
   return summarize(rounds, batch * opts.rounds);
 }
+
+/**
+ * Prints an aligned table: numeric columns right-aligned, a blank line between groups
+ * (`groups[i]` is row i's group).
+ */
+export function printTable(
+  header: string[],
+  body: string[][],
+  groups: readonly string[],
+  numeric: ReadonlySet<number>,
+): void {
+  const widths = header.map((h, c) => Math.max(h.length, ...body.map((row) => row[c]!.length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, c) => (numeric.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
+      .join('  ')
+      .trimEnd();
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  let group = groups[0];
+  body.forEach((row, i) => {
+    if (groups[i] !== group) {
+      console.log('');
+      group = groups[i];
+    }
+    console.log(line(row));
+  });
+  console.log('');
+}

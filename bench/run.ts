@@ -25,6 +25,7 @@ import {
   measureAsync,
   measureBatches,
   measureSync,
+  printTable,
   type LoopOptions,
   type Measurement,
 } from './harness.js';
@@ -213,7 +214,7 @@ async function main(): Promise<void> {
     fx.cleanup();
   }
 
-  printTable(rows);
+  printResults(rows);
   printVerdict(rows);
   // This run keeps one core busy itself, so a 1-minute load near 1 at the end is its own.
   const endLoad = loadavg()[0]!;
@@ -224,7 +225,7 @@ async function main(): Promise<void> {
   );
 }
 
-function printTable(rows: Row[]): void {
+function printResults(rows: Row[]): void {
   const header = [
     'benchmark',
     'implementation',
@@ -250,24 +251,12 @@ function printTable(rows: Row[]): void {
     const verdict = r.target ? (m.opsPerSec >= r.target ? 'PASS' : 'BELOW') : '';
     return [r.group, r.name, fmtInt(m.opsPerSec), fmtUs(m.usPerOp), spread, ratio, target, verdict];
   });
-  const widths = header.map((h, c) => Math.max(h.length, ...body.map((row) => row[c]!.length)));
-  const numeric = new Set([2, 3, 4, 5]);
-  const line = (cells: string[]): string =>
-    cells
-      .map((cell, c) => (numeric.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!)))
-      .join('  ')
-      .trimEnd();
-  console.log(line(header));
-  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
-  let group = rows[0]?.group;
-  for (let i = 0; i < body.length; i++) {
-    if (rows[i]!.group !== group) {
-      console.log('');
-      group = rows[i]!.group;
-    }
-    console.log(line(body[i]!));
-  }
-  console.log('');
+  printTable(
+    header,
+    body,
+    rows.map((r) => r.group),
+    new Set([2, 3, 4, 5]),
+  );
   console.log('ops/s: median of the rounds (in-process: 5 rounds ≤ 0.8 s or 50,000 ops each, after warm-up;');
   console.log(
     'openssl: 3 rounds of one shell loop, one process per certificate). spread: half the min–max range.',
