@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { parseDuration } from '../config/index.js';
+import { durationSchema } from '../config/index.js';
 import { MtlsError } from '../errors/index.js';
 import {
   commonName,
@@ -17,17 +17,7 @@ import {
   type ProfileName,
 } from '../pki/index.js';
 
-const duration = z
-  .string()
-  .refine((s) => {
-    try {
-      parseDuration(s);
-      return true;
-    } catch {
-      return false;
-    }
-  }, 'a duration such as 30s, 15m, 24h or 7d')
-  .transform((s) => parseDuration(s));
+const duration = durationSchema;
 
 const identityPattern = z
   .string()

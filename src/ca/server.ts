@@ -333,8 +333,10 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
         throw new MtlsError('MTLS_CA_BAD_REQUEST', 'since must be a non-negative integer.', {
           fix: 'Use /v1/revocations?since=0',
         });
-      if ((req.headers.accept ?? '').includes('text/event-stream'))
-        return streamRevocations(req, reply, since);
+      if ((req.headers.accept ?? '').includes('text/event-stream')) {
+        const hb = Number((req.query as Record<string, string>).heartbeat ?? '15');
+        return streamRevocations(req, reply, since, Number.isFinite(hb) ? Math.min(60, Math.max(1, hb)) : 15);
+      }
       const events = await store.revocationsSince(since, 1000);
       return {
         events: events.map((e) => ({
@@ -352,6 +354,7 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
     req: FastifyRequest,
     reply: FastifyReply,
     since: number,
+    heartbeatS: number,
   ): Promise<void> => {
     reply.hijack();
     const res = reply.raw;
@@ -365,15 +368,33 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
     res.flushHeaders();
     let cursor = since;
     let sending = false;
+    let again = false;
+    let synced = false;
+    // Writes every event after the cursor, in pages; a notification during a flush runs it again.
+    // The first complete catch-up ends with a "synced" event: the subscriber then knows it is current.
     const flush = async (): Promise<void> => {
-      if (sending) return;
+      if (sending) {
+        again = true;
+        return;
+      }
       sending = true;
       try {
-        for (const e of await store.revocationsSince(cursor, 1000)) {
-          res.write(
-            `id: ${e.seq}\nevent: revocation\ndata: ${JSON.stringify({ seq: e.seq, serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason })}\n\n`,
-          );
-          cursor = e.seq;
+        do {
+          again = false;
+          for (;;) {
+            const page = await store.revocationsSince(cursor, 1000);
+            for (const e of page) {
+              res.write(
+                `id: ${e.seq}\nevent: revocation\ndata: ${JSON.stringify({ seq: e.seq, serial: e.serial, revokedAt: e.revokedAt.toISOString(), reason: e.reason })}\n\n`,
+              );
+              cursor = e.seq;
+            }
+            if (page.length < 1000) break;
+          }
+        } while (again);
+        if (!synced) {
+          synced = true;
+          res.write(`event: synced\ndata: ${JSON.stringify({ seq: cursor })}\n\n`);
         }
       } catch (e) {
         req.log.warn({ err: e }, 'revocation stream read failed');
@@ -383,7 +404,7 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
     };
     const listener = (): void => void flush();
     sse.add(listener);
-    const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+    const ping = setInterval(() => res.write(': ping\n\n'), heartbeatS * 1000);
     ping.unref();
     req.raw.on('close', () => {
       sse.delete(listener);

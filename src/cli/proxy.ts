@@ -34,17 +34,23 @@ Example proxy.yaml:
   admin: { listen: 127.0.0.1:9090 }   # /metrics, /healthz, /readyz
 
   mtls proxy --config proxy.yaml --json
-Stops cleanly on SIGTERM or Ctrl-C (in-flight requests finish).`,
+Reloads certificates, keys, CA bundles, CRLs and rules when their files change or on SIGHUP;
+a bad new configuration is logged and the running one kept. Stops cleanly on SIGTERM or Ctrl-C.`,
     )
     .action(async (o: { config: string; logLevel: string }) => {
-      const config = loadProxyConfig(resolve(io.cwd, o.config));
+      const configPath = resolve(io.cwd, o.config);
+      const config = loadProxyConfig(configPath);
       const logger = createLogger({ level: o.logLevel, name: 'mtls-proxy' });
-      const running = await startProxy(config, logger);
+      const running = await startProxy(config, logger, { configPath });
+      // SIGHUP re-reads the config and every file it names (files are also watched).
+      const hup = (): void => void running.reload('SIGHUP');
+      process.on('SIGHUP', hup);
       // Signal handlers go in before "ready" is printed: a supervisor may stop us right after.
       const stopped = new Promise<void>((done) => {
         const stop = (): void => {
           process.off('SIGTERM', stop);
           process.off('SIGINT', stop);
+          process.off('SIGHUP', hup);
           void running.close().finally(done);
         };
         process.on('SIGTERM', stop);

@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import { MtlsError } from '../errors/index.js';
 
 const UNITS: Record<string, number> = {
@@ -37,3 +38,16 @@ export function formatDuration(ms: number): string {
   if (abs >= 60_000) return `${sign}${Math.round(abs / 60_000)}m`;
   return `${sign}${Math.round(abs / 1000)}s`;
 }
+
+/** A zod string that must be a duration ("30s", "15m"); parses to milliseconds. */
+export const durationSchema = z
+  .string()
+  .refine((s) => {
+    try {
+      parseDuration(s);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'a duration such as 30s, 15m, 24h or 7d')
+  .transform((s) => parseDuration(s));

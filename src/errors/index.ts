@@ -73,6 +73,8 @@ export const ERROR_CODES = {
   MTLS_PROXY_BAD_REQUEST:
     'The request target cannot be authorized safely (not an origin-form path, or an encoded slash).',
   MTLS_PROXY_UPSTREAM: 'The upstream could not be reached or failed while answering; the proxy answered 502.',
+  MTLS_PROXY_REVOCATION_UNAVAILABLE:
+    'The listener fails closed and cannot establish revocation status now (feed stale, CRL expired); it answered 503.',
   MTLS_PROXY_UNSUPPORTED: 'The proxy configuration uses a feature this version does not run yet.',
   MTLS_PROXY_TLS_CONFIG: "A listener's certificate, key or client CA bundle cannot be loaded.",
   MTLS_PROXY_LISTEN: 'A proxy listener could not bind its address (in use, or not permitted).',

@@ -27,6 +27,8 @@ export const REASONS = {
   crl_missing: 'Revocation checking was required but no CRL covers this issuer.',
   crl_invalid:
     'A CRL for an issuer cannot be used: malformed, missing its CRL number, or signed by a CA not allowed to sign CRLs.',
+  revocation_unavailable:
+    'Revocation status cannot be established: the revocation feed is stale or unreachable (fail closed).',
   weak_key: 'The key is too small or of an algorithm not accepted.',
   weak_signature: 'The signature algorithm is not accepted (SHA-1, MD5).',
   policy_violation: 'The certificate policies required by the chain are not satisfied.',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isMtlsError } from '../errors/index.js';
-import { parseProxyConfig, unsupportedFeatures } from './config.js';
+import { parseProxyConfig, parseUpstream, unsupportedFeatures } from './config.js';
 
 const listener = {
   name: 'api',
@@ -65,15 +65,51 @@ describe('parseProxyConfig', () => {
     );
   });
 
-  it('lists what this version does not run', () => {
-    const c = parseProxyConfig({
-      listeners: [{ ...listener, protocol: 'tcp', upstream: 'tcp://127.0.0.1:9000' }],
-      outbound: [{ listen: '127.0.0.1:1', upstream: 'x:1', tls: { cert: 'a', key: 'b', ca: 'c' } }],
+  it('checks upstreams per protocol and keeps tcp rules to identities', () => {
+    const tcp = { ...listener, protocol: 'tcp', upstream: 'tcp://127.0.0.1:9000' };
+    expect(parseUpstream(parseProxyConfig({ listeners: [tcp] }).listeners[0]!)).toEqual({
+      kind: 'tcp',
+      host: '127.0.0.1',
+      port: 9000,
     });
-    expect(unsupportedFeatures(c)).toEqual([
-      'outbound',
-      'listeners.0.protocol: tcp',
-      'listeners.0.upstream (only http://host:port)',
-    ]);
+    expect(errorOf({ listeners: [{ ...tcp, upstream: 'http://127.0.0.1:1' }] }).message).toContain(
+      'listeners.0.upstream',
+    );
+    expect(
+      errorOf({ listeners: [{ ...tcp, allow: [{ identity: 'any', paths: ['/x'] }] }] }).message,
+    ).toContain('listeners.0.allow.0');
+    expect(
+      errorOf({ listeners: [{ ...listener, identity: { headers: 'xfcc', proxyProtocol: 'v2' } }] }).message,
+    ).toContain('identity.proxyProtocol');
+    for (const [upstream, kind] of [
+      ['http://127.0.0.1:8080', 'http'],
+      ['h2c://127.0.0.1:50051', 'h2c'],
+      ['unix:/run/app.sock', 'unix'],
+    ] as const)
+      expect(parseUpstream({ protocol: 'http', upstream }).kind).toBe(kind);
+    for (const bad of ['http://127.0.0.1:8080/api', 'ftp://x:1', 'unix:relative.sock'])
+      expect(errorOf({ listeners: [{ ...listener, upstream: bad }] }).message).toContain('upstream');
+  });
+
+  it('parses revocation, limits and sessions with defaults and resolves their paths', () => {
+    const c = parseProxyConfig(
+      {
+        listeners: [{ ...listener, revocation: { crl: 'ca.crl', feed: 'https://ca.internal:8443' } }],
+        sessions: { ticketKeyFile: 'ticket.key', rotateEvery: '30m' },
+      },
+      'proxy.yaml',
+      '/etc/mtls',
+    );
+    const l = c.listeners[0]!;
+    expect(l.revocation).toMatchObject({ crl: ['/etc/mtls/ca.crl'], failMode: 'closed', staleAfter: 30_000 });
+    expect(l.limits).toMatchObject({ handshakeTimeout: 10_000, maxHeaderSize: 16_384 });
+    expect(c.sessions).toEqual({ ticketKeyFile: '/etc/mtls/ticket.key', rotateEvery: 1_800_000 });
+    expect(errorOf({ listeners: [{ ...listener, revocation: { failMode: 'open' } }] }).message).toContain(
+      'listeners.0.revocation',
+    );
+    expect(errorOf({ listeners: [{ ...listener, limits: { idleTimeout: 'soon' } }] }).message).toContain(
+      'listeners.0.limits.idleTimeout',
+    );
+    expect(parseProxyConfig({ listeners: [{ ...listener, allow: 'any' }] }).listeners[0]!.allow).toBe('any');
   });
 });

@@ -1,7 +1,7 @@
 // An HTTP listener of mtls proxy: HTTP/2 and HTTP/1.1 (ALPN) over TLS with a client certificate
-// requested, a verdict per connection, allow rules per request, and forwarding with undici.
+// requested, a verdict per connection, revocation and allow rules per request, and forwarding with
+// undici to an HTTP/1.1, h2c (gRPC) or unix-socket upstream.
 import { createHash, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import {
   createSecureServer,
@@ -9,41 +9,37 @@ import {
   type Http2ServerResponse,
   type Http2Session,
 } from 'node:http2';
-import type { TLSSocket } from 'node:tls';
+import { performance } from 'node:perf_hooks';
 import { pipeline } from 'node:stream/promises';
-import { Pool } from 'undici';
+import { H2CClient, Pool, type Dispatcher } from 'undici';
 import { MtlsError } from '../errors/index.js';
-import { encodePem, formatName, readCertificates, type Certificate } from '../pki/index.js';
+import { encodePem, formatName } from '../pki/index.js';
 import { proxyChannels, type Logger } from '../telemetry/index.js';
-import type { ListenerConfig } from './config.js';
+import { parseUpstream } from './config.js';
+import type { TicketKeys } from './material.js';
+import { kConn, ListenerCore, type PreparedListener, type TrackedSocket } from './listener.js';
 import { firstAllowed } from './policy.js';
-import { classifyPeer, type Verdict } from './verdict.js';
+import { identitiesOf, type Verdict } from './verdict.js';
 
 export interface RunningListener {
   name: string;
   host: string;
   port: number;
+  core: ListenerCore;
+  /** Swaps in a prepared configuration (see ListenerCore.apply); in-flight requests are not touched. */
+  apply(next: PreparedListener): void;
   /** Stops accepting, lets in-flight requests finish (up to graceMs), then closes the rest. */
   close(graceMs?: number): Promise<void>;
 }
 
 export interface HttpListenerOptions {
-  config: ListenerConfig;
+  prepared: PreparedListener;
+  tickets: TicketKeys;
   logger: Logger;
 }
 
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
-
-interface ConnState {
-  verdict: Verdict;
-  requests: number;
-  active: number;
-  peer: string;
-}
-
-const kConn = Symbol('mtls.proxy.conn');
-type TrackedSocket = TLSSocket & { [kConn]?: ConnState };
 
 /** Hop-by-hop headers (RFC 9110 7.6.1) and those undici or HTTP/2 refuse; never forwarded either way. */
 const HOP_BY_HOP = new Set([
@@ -59,26 +55,6 @@ const HOP_BY_HOP = new Set([
   'expect',
   'http2-settings',
 ]);
-
-export function splitHostPort(listen: string): { host: string; port: number } {
-  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(listen);
-  if (!m)
-    throw new MtlsError('MTLS_CONFIG_INVALID', `"${listen}" is not host:port.`, {
-      fix: 'Write 127.0.0.1:8443.',
-    });
-  return { host: m[1]!, port: Number(m[2]) };
-}
-
-function readTlsFile(path: string, what: string, listener: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (e) {
-    throw new MtlsError('MTLS_PROXY_TLS_CONFIG', `Listener ${listener}: cannot read the ${what} ${path}.`, {
-      cause: e,
-      fix: `Check the tls.${what} path (relative paths are relative to the config file).`,
-    });
-  }
-}
 
 function quoteXfcc(v: string): string {
   return /[,;="\s]/.test(v) ? `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"` : v;
@@ -97,134 +73,145 @@ export function xfccValue(v: Verdict, by: string | undefined): string {
   return parts.join(';');
 }
 
-/** Every identity a peer can be matched by: its SPIFFE ID, dns: names and cn:. */
-function identitiesOf(v: Verdict): string[] {
-  const out: string[] = [];
-  if (v.spiffeId) out.push(v.spiffeId);
-  for (const d of v.dnsNames) out.push(`dns:${d}`);
-  for (const rdn of v.leaf?.subject ?? [])
-    for (const a of rdn) if (a.oid === '2.5.4.3') out.push(`cn:${a.value}`);
-  return out;
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(listen);
+  if (!m)
+    throw new MtlsError('MTLS_CONFIG_INVALID', `"${listen}" is not host:port.`, {
+      fix: 'Write 127.0.0.1:8443.',
+    });
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+/** An undici dispatcher for the listener's upstream. */
+function dispatcherFor(upstream: string): Dispatcher {
+  const u = parseUpstream({ protocol: 'http', upstream });
+  switch (u.kind) {
+    case 'h2c':
+      return new Pool(u.origin, {
+        connections: 4,
+        factory: (origin, opts) => new H2CClient(origin, opts),
+      });
+    case 'unix':
+      return new Pool('http://localhost', {
+        socketPath: u.socketPath,
+        connections: 256,
+        keepAliveTimeout: 4_000,
+      });
+    default:
+      return new Pool((u as { origin: string }).origin, { connections: 256, keepAliveTimeout: 4_000 });
+  }
+}
+
+/** Listens on `listen`; rejects with MTLS_PROXY_LISTEN naming the address. */
+export async function listenOn(
+  server: {
+    once: (e: 'error', f: (e: NodeJS.ErrnoException) => void) => unknown;
+    off: (e: 'error', f: (e: NodeJS.ErrnoException) => void) => unknown;
+    listen: (o: { host: string; port: number }, cb: () => void) => unknown;
+    address: () => unknown;
+  },
+  listen: string,
+  what: string,
+): Promise<{ host: string; port: number }> {
+  const { host, port } = splitHostPort(listen);
+  await new Promise<void>((resolve, reject) => {
+    const onError = (e: NodeJS.ErrnoException): void =>
+      reject(
+        new MtlsError('MTLS_PROXY_LISTEN', `${what} cannot listen on ${listen}: ${e.code ?? e.message}.`, {
+          cause: e,
+          fix: 'Pick a free port (or stop what uses it); ports below 1024 need privileges.',
+        }),
+      );
+    server.once('error', onError);
+    server.listen({ host, port }, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+  const addr = server.address() as { port?: number } | null;
+  return { host, port: addr?.port ?? port };
+}
+
+/** A path the rules can judge: dot segments resolved; encoded separators refused (throws). */
+function authorizablePath(target: string): { path: string; forward: string } {
+  if (!target.startsWith('/')) throw new Error('not origin-form');
+  // Fast path: nothing to decode or resolve.
+  if (!/%|\\|\/\.|\/\//.test(target)) {
+    const q = target.indexOf('?');
+    return { path: q < 0 ? target : target.slice(0, q), forward: target };
+  }
+  const u = new URL(target, 'http://upstream.invalid');
+  if (/%2f|%5c|\\/i.test(u.pathname)) throw new Error('encoded separator');
+  return { path: u.pathname, forward: u.pathname + u.search };
 }
 
 export async function startHttpListener(opts: HttpListenerOptions): Promise<RunningListener> {
-  const cfg = opts.config;
-  const log = opts.logger.child({ listener: cfg.name });
-  const cert = readTlsFile(cfg.tls.cert, 'cert', cfg.name);
-  const key = readTlsFile(cfg.tls.key, 'key', cfg.name);
-  const clientCaPem = readTlsFile(cfg.tls.clientCa, 'clientCa', cfg.name);
-  let trust: Certificate[];
-  let own: Certificate | undefined;
-  try {
-    trust = readCertificates(clientCaPem, cfg.tls.clientCa);
-    own = readCertificates(cert, cfg.tls.cert)[0];
-  } catch (e) {
-    throw new MtlsError('MTLS_PROXY_TLS_CONFIG', `Listener ${cfg.name}: ${(e as Error).message}`, {
-      cause: e,
-      fix: 'tls.cert and tls.clientCa must hold PEM certificates.',
-    });
-  }
-  const by = own?.subjectAltNames.flatMap((n) => (n.type === 'uri' ? [n.value] : [])).at(0);
-  const pool = new Pool(new URL(cfg.upstream).origin, { connections: 256, keepAliveTimeout: 4_000 });
-  const sockets = new Set<TrackedSocket>();
+  const core = new ListenerCore(opts.prepared, opts.tickets, opts.logger);
+  const log = core.log;
+  const limits = opts.prepared.config.limits;
+  let upstreamKey = opts.prepared.config.upstream;
+  let pool = dispatcherFor(upstreamKey);
   const sessions = new Set<Http2Session>();
   let closing = false;
 
-  let server;
-  try {
-    server = createSecureServer({
-      allowHTTP1: true,
-      cert,
-      key,
-      ca: clientCaPem,
-      // The one place the project does this: OpenSSL still verifies; classifyPeer reads its verdict.
-      requestCert: true,
-      rejectUnauthorized: false,
-      minVersion: cfg.tls.minVersion,
-    });
-  } catch (e) {
-    throw new MtlsError(
-      'MTLS_PROXY_TLS_CONFIG',
-      `Listener ${cfg.name}: the TLS material is not usable: ${(e as Error).message}`,
-      {
-        cause: e,
-        fix: 'tls.key must be the unencrypted key of tls.cert (PEM); tls.clientCa a PEM bundle.',
-      },
-    );
-  }
-
-  const stateOf = (sock: TrackedSocket): ConnState => {
-    let s = sock[kConn];
-    if (!s) {
-      const verdict = classifyPeer(sock, { trust });
-      s = { verdict, requests: 0, active: 0, peer: `${sock.remoteAddress}:${sock.remotePort}` };
-      sock[kConn] = s;
-      proxyChannels.handshake.publish({
-        listener: cfg.name,
-        result: verdict.accepted ? 'accepted' : verdict.reason,
-      });
-    }
-    return s;
+  const serverOptions = {
+    allowHTTP1: true,
+    ...core.contextOptions(),
+    // The one place the project does this: OpenSSL still verifies; classifyPeer reads its verdict,
+    // and nothing reaches the upstream unless that verdict is accepted (strict mode).
+    requestCert: true,
+    rejectUnauthorized: false,
+    handshakeTimeout: limits.handshakeTimeout,
+    maxSessionMemory: 16,
+    settings: { maxHeaderListSize: limits.maxHeaderSize },
+    // How often node:http looks for HTTP/1.1 requests past headersTimeout (slow-header clients).
+    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeout),
   };
+  const server = createSecureServer(serverOptions);
+  core.attach(server);
+  // HTTP/1.1 connections are served by node:http's machinery with these server fields.
+  const h1 = server as unknown as {
+    headersTimeout: number;
+    requestTimeout: number;
+    maxHeaderSize: number;
+    keepAliveTimeout: number;
+  };
+  h1.headersTimeout = limits.headersTimeout;
+  h1.requestTimeout = 0;
+  h1.maxHeaderSize = limits.maxHeaderSize;
+  h1.keepAliveTimeout = limits.idleTimeout;
+  server.setTimeout(limits.idleTimeout);
 
-  server.on('secureConnection', (sock: TrackedSocket) => {
-    const s = stateOf(sock);
-    sockets.add(sock);
-    sock.once('close', () => {
-      sockets.delete(sock);
-      // A refused peer that never sent a request is logged once here (requests log themselves).
-      if (!s.verdict.accepted && s.requests === 0 && cfg.mode === 'strict')
-        log.warn(
-          {
-            event: 'connection_refused',
-            reason: s.verdict.reason,
-            detail: s.verdict.detail,
-            peer: s.peer,
-            subject: s.verdict.subject,
-            issuer: s.verdict.issuer,
-          },
-          'connection refused without a request',
-        );
-    });
-  });
   server.on('session', (session: Http2Session) => {
     sessions.add(session);
     session.once('close', () => sessions.delete(session));
     if (closing) session.close();
   });
-  server.on('tlsClientError', (err: NodeJS.ErrnoException, sock: TLSSocket) => {
-    const protocol =
-      /VERSION|NO_SHARED_CIPHER|NO_PROTOCOLS|UNSUPPORTED_PROTOCOL|NO_APPLICATION_PROTOCOL/.test(
-        err.code ?? err.message,
-      );
-    if (protocol) proxyChannels.handshake.publish({ listener: cfg.name, result: 'protocol_mismatch' });
-    log.info(
-      {
-        event: 'handshake_failed',
-        reason: protocol ? 'protocol_mismatch' : undefined,
-        error: err.code ?? err.message,
-        peer: `${sock.remoteAddress}:${sock.remotePort}`,
-      },
-      'TLS handshake failed',
-    );
-  });
 
-  const reply = (req: Req, res: Res, status: number, body: Record<string, unknown>): void => {
+  const reply = (
+    req: Req,
+    res: Res,
+    status: number,
+    body: Record<string, unknown>,
+    decision: string,
+  ): void => {
     const data = JSON.stringify(body);
     const headers: Record<string, string | number> = {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(data),
     };
+    if (status === 503) headers['retry-after'] = 5;
     // An HTTP/1.1 connection whose verdict is not accepted will never be: do not keep it.
     if (req.httpVersionMajor === 1 && (status === 401 || closing)) headers.connection = 'close';
     res.writeHead(status, headers);
     res.end(data);
-    proxyChannels.request.publish({ listener: cfg.name, status });
+    proxyChannels.request.publish({ listener: core.name, status, decision, rule: '' });
   };
 
   const handle = async (req: Req, res: Res): Promise<void> => {
     const sock = req.socket as TrackedSocket;
-    const conn = stateOf(sock);
+    const conn = core.connState(sock);
+    const { config: cfg, material } = core.state;
     conn.requests++;
     conn.active++;
     res.once('close', () => {
@@ -237,50 +224,58 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
     const target = req.url ?? '/';
     const facts = { requestId, peer: conn.peer, method, subject: v.subject, issuer: v.issuer };
 
-    if (!v.accepted && cfg.mode === 'strict') {
+    const admission = core.admit(conn);
+    const authenticated = admission.ok;
+    if (!admission.ok && (cfg.mode === 'strict' || admission.status === 503)) {
+      const unauth = admission.status === 401;
       log.warn(
         {
           event: 'request_refused',
-          status: 401,
-          reason: v.reason,
-          detail: v.detail,
+          status: admission.status,
+          reason: admission.reason,
+          detail: admission.detail,
           ...facts,
           path: target.split('?')[0],
         },
-        'refused: not authenticated',
+        unauth ? 'refused: not authenticated' : 'refused: revocation status unavailable',
       );
-      reply(req, res, 401, {
-        code: 'MTLS_PROXY_UNAUTHENTICATED',
-        reason: v.reason,
-        requestId,
-        ...(cfg.explain ? { detail: v.detail } : {}),
-      });
+      reply(
+        req,
+        res,
+        admission.status,
+        {
+          code: unauth ? 'MTLS_PROXY_UNAUTHENTICATED' : 'MTLS_PROXY_REVOCATION_UNAVAILABLE',
+          reason: admission.reason,
+          requestId,
+          ...(cfg.explain ? { detail: admission.detail } : {}),
+        },
+        unauth ? 'unauthenticated' : 'revocation_unavailable',
+      );
       return;
     }
     // Authorize the path the upstream will see: dot segments resolved, no encoded separators.
     let path: string;
     let forwardPath: string;
     try {
-      if (!target.startsWith('/')) throw new Error('not origin-form');
-      const u = new URL(target, 'http://upstream.invalid');
-      path = u.pathname;
-      forwardPath = u.pathname + u.search;
-      if (/%2f|%5c|\\/i.test(path)) throw new Error('encoded separator');
+      ({ path, forward: forwardPath } = authorizablePath(target));
     } catch {
       log.warn(
         { event: 'request_refused', status: 400, reason: 'bad_request_target', ...facts },
         'refused: bad request target',
       );
-      reply(req, res, 400, {
-        code: 'MTLS_PROXY_BAD_REQUEST',
-        message: 'The request target cannot be authorized.',
-        requestId,
-      });
+      reply(
+        req,
+        res,
+        400,
+        { code: 'MTLS_PROXY_BAD_REQUEST', message: 'The request target cannot be authorized.', requestId },
+        'bad_request',
+      );
       return;
     }
-    if (v.accepted && cfg.allow) {
-      const rule = firstAllowed(cfg.allow, identitiesOf(v), method, path);
-      if (rule < 0) {
+    let rule = '';
+    if (authenticated && cfg.allow) {
+      const i = firstAllowed(cfg.allow, identitiesOf(v), method, path);
+      if (i < 0) {
         const detail = `${v.identity ?? v.subject} may not ${method} ${path} on this listener (no allow rule matches).`;
         log.warn(
           {
@@ -294,28 +289,37 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
           },
           'refused: not allowed',
         );
-        reply(req, res, 403, {
-          code: 'MTLS_PROXY_FORBIDDEN',
-          reason: 'identity_not_allowed',
-          requestId,
-          ...(cfg.explain ? { detail } : {}),
-        });
+        reply(
+          req,
+          res,
+          403,
+          {
+            code: 'MTLS_PROXY_FORBIDDEN',
+            reason: 'identity_not_allowed',
+            requestId,
+            ...(cfg.explain ? { detail } : {}),
+          },
+          'forbidden',
+        );
         return;
       }
+      rule = cfg.allow === 'any' ? 'any' : String(i);
     }
-    const headers = forwardHeaders(req.headers, req.httpVersionMajor === 2);
+    const h2 = req.httpVersionMajor === 2;
+    const headers = forwardHeaders(req.headers, h2);
     headers['x-request-id'] = requestId;
     headers['x-forwarded-proto'] = 'https';
     const xff = headers['x-forwarded-for'];
     headers['x-forwarded-for'] = `${typeof xff === 'string' ? `${xff}, ` : ''}${sock.remoteAddress ?? ''}`;
-    if (cfg.identity.headers === 'xfcc' && v.accepted) headers['x-forwarded-client-cert'] = xfccValue(v, by);
+    if (cfg.identity.headers === 'xfcc' && authenticated)
+      headers['x-forwarded-client-cert'] = xfccValue(v, material.by);
     if (cfg.identity.headers === 'simple') {
-      headers['x-client-verify'] = v.accepted
+      headers['x-client-verify'] = authenticated
         ? 'SUCCESS'
         : v.reason === 'no_client_cert'
           ? 'NONE'
-          : `FAILED:${v.reason}`;
-      if (v.accepted) {
+          : `FAILED:${admission.ok ? v.reason : admission.reason}`;
+      if (authenticated) {
         if (v.spiffeId) headers['x-client-spiffe-id'] = v.spiffeId;
         if (v.leaf) headers['x-client-dn'] = formatName(v.leaf.subject);
         if (v.chain[0]) headers['x-client-cert'] = encodeURIComponent(encodePem('CERTIFICATE', v.chain[0]));
@@ -324,11 +328,12 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
     const hasBody =
       (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') ||
       req.headers['transfer-encoding'] !== undefined ||
-      (req.httpVersionMajor === 2 && !(req as Http2ServerRequest).stream.endAfterHeaders);
+      (h2 && !(req as Http2ServerRequest).stream.endAfterHeaders);
     const ac = new AbortController();
     res.once('close', () => {
       if (!res.writableFinished) ac.abort();
     });
+    const started = performance.now();
     try {
       const up = await pool.request({
         path: forwardPath,
@@ -339,29 +344,34 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
       });
       res.writeHead(up.statusCode, responseHeaders(up.headers));
       proxyChannels.request.publish({
-        listener: cfg.name,
+        listener: core.name,
         status: up.statusCode,
-        unauthenticated: !v.accepted,
+        decision: 'forwarded',
+        rule,
+        unauthenticated: !authenticated,
+        upstreamSeconds: (performance.now() - started) / 1000,
       });
-      await pipeline(up.body, res);
+      await pipeline(up.body, res, { end: false });
+      // gRPC puts its status in trailers: pass them on to HTTP/2 clients.
+      if (h2 && Object.keys(up.trailers).length > 0)
+        (res as Http2ServerResponse).addTrailers(responseHeaders(up.trailers));
+      res.end();
     } catch (e) {
       if (ac.signal.aborted) return;
+      const code = (e as NodeJS.ErrnoException).code ?? 'error';
+      proxyChannels.upstreamError.publish({ listener: core.name, code });
       log.error(
-        {
-          event: 'upstream_error',
-          err: (e as Error).message,
-          code: (e as NodeJS.ErrnoException).code,
-          ...facts,
-          path,
-        },
+        { event: 'upstream_error', err: (e as Error).message, code, ...facts, path },
         'upstream failed',
       );
       if (!res.headersSent)
-        reply(req, res, 502, {
-          code: 'MTLS_PROXY_UPSTREAM',
-          message: 'The upstream could not be reached.',
-          requestId,
-        });
+        reply(
+          req,
+          res,
+          502,
+          { code: 'MTLS_PROXY_UPSTREAM', message: 'The upstream could not be reached.', requestId },
+          'upstream_error',
+        );
       else res.destroy();
     }
   };
@@ -372,43 +382,42 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
     });
   });
 
-  const { host, port } = splitHostPort(cfg.listen);
-  await new Promise<void>((resolve, reject) => {
-    const onError = (e: NodeJS.ErrnoException): void =>
-      reject(
-        new MtlsError(
-          'MTLS_PROXY_LISTEN',
-          `Listener ${cfg.name} cannot listen on ${cfg.listen}: ${e.code ?? e.message}.`,
-          {
-            cause: e,
-            fix: 'Pick a free port (or stop what uses it); ports below 1024 need privileges.',
-          },
-        ),
-      );
-    server.once('error', onError);
-    server.listen({ host, port }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-  const addr = server.address();
-  const bound = typeof addr === 'object' && addr ? addr.port : port;
+  let bound: { host: string; port: number };
+  try {
+    bound = await listenOn(server, opts.prepared.config.listen, `Listener ${core.name}`);
+  } catch (e) {
+    await core.close();
+    await pool.close();
+    throw e;
+  }
 
   return {
-    name: cfg.name,
-    host,
-    port: bound,
+    name: core.name,
+    host: bound.host,
+    port: bound.port,
+    core,
+    apply(next) {
+      core.apply(next);
+      if (next.config.upstream !== upstreamKey) {
+        const old = pool;
+        pool = dispatcherFor(next.config.upstream);
+        upstreamKey = next.config.upstream;
+        // In-flight requests on the old upstream finish; then its connections close.
+        void old.close().catch(() => undefined);
+      }
+    },
     close: async (graceMs = 10_000) => {
       closing = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sessions) s.close();
-      for (const sock of sockets)
+      for (const sock of core.sockets)
         if (sock.alpnProtocol !== 'h2' && (sock[kConn]?.active ?? 0) === 0) sock.destroy();
       const timer = setTimeout(() => {
-        for (const sock of sockets) sock.destroy();
+        for (const sock of core.sockets) sock.destroy();
       }, graceMs);
       await closed;
       clearTimeout(timer);
+      await core.close();
       await pool.close();
     },
   };

@@ -36,13 +36,14 @@ export function pathMatches(pattern: string, path: string): boolean {
   return re.test(path);
 }
 
-/** The index of the first rule that allows this request, or -1. */
+/** The index of the first rule that allows this request, or -1 (`allow: any` is rule 0). */
 export function firstAllowed(
-  rules: readonly AllowRule[],
+  rules: 'any' | readonly AllowRule[],
   identities: readonly string[],
   method: string,
   path: string,
 ): number {
+  if (rules === 'any') return 0;
   return rules.findIndex(
     (r) =>
       identities.some((id) => identityMatches(r.identity, id)) &&

@@ -203,3 +203,13 @@ function humanDetail(
       return pkiMessage ?? `Your certificate (${subject}) was not accepted: ${reason}.`;
   }
 }
+
+/** Every identity a peer can be matched by: its SPIFFE ID, dns: names and cn:. */
+export function identitiesOf(v: Verdict): string[] {
+  const out: string[] = [];
+  if (v.spiffeId) out.push(v.spiffeId);
+  for (const d of v.dnsNames) out.push(`dns:${d}`);
+  for (const rdn of v.leaf?.subject ?? [])
+    for (const a of rdn) if (a.oid === '2.5.4.3') out.push(`cn:${a.value}`);
+  return out;
+}

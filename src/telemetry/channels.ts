@@ -45,19 +45,46 @@ export const caChannels = {
 
 export interface ProxyHandshakeEvent {
   listener: string;
-  /** 'accepted' or a reason from the shared catalog (pki/reasons.ts). */
+  /** 'accepted' or a reason from the shared catalog (pki/reasons.ts), or handshake_failed/_aborted. */
   result: string;
+  /** From the TCP accept to the end of the handshake. */
+  seconds?: number;
+  resumed?: boolean;
 }
 
 export interface ProxyRequestEvent {
   listener: string;
   /** The HTTP status answered to the client. */
   status: number;
+  /** forwarded, or why not: unauthenticated, forbidden, revocation_unavailable, bad_request, upstream_error. */
+  decision?: string;
+  /** The index of the allow rule that admitted it ("any" for allow: any, "" when none). */
+  rule?: string;
   /** Set when the request was forwarded without a verified identity (permissive mode). */
   unauthenticated?: boolean;
+  /** Upstream time to response headers, for forwarded requests. */
+  upstreamSeconds?: number;
+}
+
+export interface ProxyConnectionEvent {
+  listener: string;
+  delta: 1 | -1;
+}
+
+export interface ProxyClosedEvent {
+  listener: string;
+  reason: string;
+}
+
+export interface ProxyUpstreamErrorEvent {
+  listener: string;
+  code: string;
 }
 
 export const proxyChannels = {
   handshake: channel('mtls:proxy:handshake'),
   request: channel('mtls:proxy:request'),
+  connection: channel('mtls:proxy:connection'),
+  closed: channel('mtls:proxy:closed'),
+  upstreamError: channel('mtls:proxy:upstream-error'),
 } as const;

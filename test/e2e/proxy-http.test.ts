@@ -151,7 +151,8 @@ describe('mtls proxy (http)', () => {
     expect(got.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect(got.headers['x-forwarded-proto']).toBe('https');
     expect(r.headers['x-upstream']).toEqual(['echo']);
-    expect(r.headers['keep-alive']).toBeUndefined();
+    // The upstream's own keep-alive (Node's timeout=5) is hop-by-hop; the proxy states its idle timeout.
+    expect(r.headers['keep-alive']).toEqual(['timeout=120']);
   });
 
   it('puts DNS names and the subject in XFCC', async () => {
@@ -320,8 +321,20 @@ describe('mtls proxy (http)', () => {
     expect(text).toMatch(/mtls_proxy_handshakes_total\{listener="strict",result="no_client_cert"\} [1-9]/);
     expect(text).toMatch(/mtls_proxy_handshakes_total\{listener="strict",result="expired"\} [1-9]/);
     expect(text).toMatch(/mtls_proxy_handshakes_total\{listener="strict",result="accepted"\} [1-9]/);
-    expect(text).toMatch(/mtls_proxy_requests_total\{listener="strict",code="401"\} [1-9]/);
-    expect(text).toMatch(/mtls_proxy_requests_total\{listener="strict",code="403"\} [1-9]/);
+    expect(text).toMatch(
+      /mtls_proxy_requests_total\{listener="strict",code="401",decision="unauthenticated",rule=""\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /mtls_proxy_requests_total\{listener="strict",code="403",decision="forbidden",rule=""\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /mtls_proxy_requests_total\{listener="strict",code="200",decision="forwarded",rule="\d+"\} [1-9]/,
+    );
+    expect(text).toMatch(
+      /mtls_proxy_handshake_duration_seconds_count\{listener="strict",resumed="false"\} [1-9]/,
+    );
+    expect(text).toMatch(/mtls_proxy_certificate_expiry_timestamp_seconds\{listener="strict"\} \d{10}/);
+    expect(text).toMatch(/mtls_proxy_connections_open\{listener="strict"\} \d/);
     expect(text).toMatch(/mtls_proxy_unauthenticated_forwarded_total\{listener="permissive"\} [1-9]/);
     expect((await fetch(`http://127.0.0.1:${proxy.adminPort}/readyz`)).status).toBe(200);
   });
