@@ -350,6 +350,8 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
   };
 
   const sse = new Set<(serials: string[]) => void>();
+  // Open revocation streams: ended at shutdown, or the listeners would wait for them forever.
+  const streams = new Set<FastifyReply['raw']>();
   const streamRevocations = async (
     req: FastifyRequest,
     reply: FastifyReply,
@@ -404,10 +406,12 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
     };
     const listener = (): void => void flush();
     sse.add(listener);
+    streams.add(res);
     const ping = setInterval(() => res.write(': ping\n\n'), heartbeatS * 1000);
     ping.unref();
     req.raw.on('close', () => {
       sse.delete(listener);
+      streams.delete(res);
       clearInterval(ping);
     });
     await flush();
@@ -535,6 +539,7 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
     close: async () => {
       clearInterval(poll);
       metrics.close();
+      for (const res of streams) res.end();
       await Promise.all([pub.close(), mtls.close(), http?.close()]);
     },
   };

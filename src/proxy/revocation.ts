@@ -188,7 +188,8 @@ export class RevocationFeed {
           'revocation feed disconnected; reconnecting',
         );
       }
-      this.synced = false;
+      // `synced` stays true after the first catch-up: a disconnect is judged by the feed's age
+      // (staleAfter), and the reconnect catches up from lastSeq.
       if (this.#closed) return;
       await new Promise((r) => setTimeout(r, backoff).unref());
       backoff = Math.min(backoff * 2, 5_000);

@@ -4,7 +4,13 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { adminCredential, call, startCaService, type CaService } from '../support/ca-service.js';
+import {
+  call,
+  enrollClient as enroll,
+  revokeSerial,
+  startCaService,
+  type CaService,
+} from '../support/ca-service.js';
 import { assertBuilt, mtlsOk } from '../support/cli.js';
 import { curl } from '../support/curl.js';
 import { openssl } from '../support/openssl.js';
@@ -16,28 +22,6 @@ let root: string;
 let caDir: string;
 let ca: CaService;
 let nginx: Peer | undefined;
-
-async function enrollClient(name: string): Promise<{ chain: string; key: string; serial: string }> {
-  const bundle = join(caDir, 'ca.pem');
-  const t = await call(ca.mtlsUrl, {
-    path: '/v1/tokens',
-    body: { profile: 'client', sans: [`dns:${name}.internal`] },
-    ca: bundle,
-    client: adminCredential(caDir),
-  });
-  expect(t.status, t.body.toString()).toBe(200);
-  const out = join(root, name);
-  await mtlsOk(['csr', name, '--san', `dns:${name}.internal`, '--out', out], { cwd: root });
-  const r = await call(ca.publicUrl, {
-    path: '/v1/sign',
-    body: { token: t.json().token, csr: readFileSync(join(out, `${name}.csr`), 'utf8') },
-    ca: bundle,
-  });
-  expect(r.status, r.body.toString()).toBe(200);
-  const chain = join(out, `${name}.chain.pem`);
-  writeFileSync(chain, r.json().chain as string);
-  return { chain, key: join(out, `${name}.key`), serial: r.json().serial as string };
-}
 
 beforeAll(async () => {
   assertBuilt();
@@ -52,17 +36,13 @@ afterAll(async () => {
   await removeTempDir(root);
 });
 
+const enrollClient = (name: string): ReturnType<typeof enroll> => enroll(ca, root, name);
+
 describe('revocation through the CRL into nginx', () => {
   it('nginx with ssl_crl from /v1/crl/chain refuses the revoked client and accepts the live one', async () => {
     const live = await enrollClient('live');
     const revoked = await enrollClient('gone');
-    const rv = await call(ca.mtlsUrl, {
-      path: '/v1/revoke',
-      body: { serial: revoked.serial, reason: 'keyCompromise' },
-      ca: join(caDir, 'ca.pem'),
-      client: adminCredential(caDir),
-    });
-    expect(rv.status).toBe(200);
+    await revokeSerial(ca, revoked.serial);
     const crl = join(root, 'chain.crl.pem');
     writeFileSync(crl, (await call(ca.httpUrl, { path: '/v1/crl/chain' })).body);
     // Both CRLs verify: the intermediate's against the intermediate, the root's against the root.

@@ -1,11 +1,11 @@
 // Starts the real `mtls ca serve` as a child process on 127.0.0.1 port 0 and gives tests an HTTPS
 // client for its public and mTLS listeners.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { join } from 'node:path';
-import { MTLS_BIN, TEST_PASSPHRASE } from './cli.js';
+import { MTLS_BIN, mtlsOk, TEST_PASSPHRASE } from './cli.js';
 
 export interface CaService {
   publicUrl: string;
@@ -159,4 +159,53 @@ export function call(
 
 export function adminCredential(caDir: string): ClientCredential {
   return { cert: join(caDir, 'admin', 'mtls-admin.chain.pem'), key: join(caDir, 'admin', 'mtls-admin.key') };
+}
+
+export interface Enrolled {
+  chain: string;
+  key: string;
+  serial: string;
+}
+
+/**
+ * Enrolls a workload the way an operator does: an admin token for its SANs, a CSR made by the CLI
+ * (the key never leaves `outRoot/<name>`), and /v1/sign on the public listener.
+ */
+export async function enrollClient(
+  ca: CaService,
+  outRoot: string,
+  name: string,
+  opts: { sans?: string[]; profile?: string } = {},
+): Promise<Enrolled> {
+  const bundle = join(ca.dir, 'ca.pem');
+  const sans = opts.sans ?? [`dns:${name}.internal`];
+  const t = await call(ca.mtlsUrl, {
+    path: '/v1/tokens',
+    body: { profile: opts.profile ?? 'client', sans },
+    ca: bundle,
+    client: adminCredential(ca.dir),
+  });
+  if (t.status !== 200) throw new Error(`token: ${t.status} ${t.body.toString()}`);
+  const out = join(outRoot, name);
+  await mtlsOk(['csr', name, ...sans.flatMap((s) => ['--san', s]), '--out', out], { cwd: outRoot });
+  const r = await call(ca.publicUrl, {
+    path: '/v1/sign',
+    body: { token: t.json().token, csr: readFileSync(join(out, `${name}.csr`), 'utf8') },
+    ca: bundle,
+  });
+  if (r.status !== 200) throw new Error(`sign: ${r.status} ${r.body.toString()}`);
+  const chain = join(out, `${name}.chain.pem`);
+  writeFileSync(chain, r.json().chain as string);
+  return { chain, key: join(out, `${name}.key`), serial: r.json().serial as string };
+}
+
+/** Revokes a serial through the admin API. */
+export async function revokeSerial(ca: CaService, serial: string, reason = 'keyCompromise'): Promise<void> {
+  const r = await call(ca.mtlsUrl, {
+    path: '/v1/revoke',
+    body: { serial, reason },
+    ca: join(ca.dir, 'ca.pem'),
+    client: adminCredential(ca.dir),
+  });
+  if (r.status !== 200) throw new Error(`revoke: ${r.status} ${r.body.toString()}`);
 }
