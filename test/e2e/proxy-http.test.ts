@@ -23,6 +23,7 @@ let pki: Pki;
 let upstream: EchoUpstream;
 let proxy: RunningProxy;
 let expired: { cert: string; key: string };
+let notYetValid: { cert: string; key: string };
 let otherCa: LeafPaths;
 
 const SPOOF = [
@@ -50,6 +51,17 @@ beforeAll(async () => {
   expired = { cert: join(root, 'expired.chain.pem'), key: join(root, 'expired.key') };
   await writeFile(expired.cert, old.pem + ca.intermediatePem);
   await writeFile(expired.key, exportPrivateKeyPem(key), { mode: 0o600 });
+  // …and one whose validity starts in an hour (a clock skewed ahead on the issuing side).
+  const future = ca.issuer.issue({
+    profile: 'client',
+    subject: parseName('CN=early-client'),
+    publicKey: spkiOf(key),
+    notBefore: new Date(Date.now() + 3_600_000),
+    notAfter: new Date(Date.now() + 3 * 3_600_000),
+    unchecked: true,
+  });
+  notYetValid = { cert: join(root, 'future.chain.pem'), key: expired.key };
+  await writeFile(notYetValid.cert, future.pem + ca.intermediatePem);
   // A client certificate from a CA the listeners do not trust.
   otherCa = await issue(pki.serverCa, join(root, 'server'), 'client', 'stranger');
 
@@ -214,12 +226,14 @@ describe('mtls proxy (http)', () => {
   it.each([
     { what: 'no certificate', which: undefined, reason: 'no_client_cert' },
     { what: 'an expired certificate', which: 'expired', reason: 'expired' },
+    { what: 'a certificate not valid yet', which: 'notYetValid', reason: 'not_yet_valid' },
     { what: 'a server certificate used as a client', which: 'serverAsClient', reason: 'wrong_eku' },
     { what: 'a certificate from another CA', which: 'otherCa', reason: 'unknown_ca' },
     { what: 'a leaf without its intermediate', which: 'leafOnly', reason: 'missing_intermediate' },
   ])('401 for $what: $reason, nothing reaches the upstream', async ({ which, reason }) => {
     const creds: Record<string, { cert: string; key: string }> = {
       expired,
+      notYetValid,
       serverAsClient: { cert: pki.serverAsClient.chain, key: pki.serverAsClient.key },
       otherCa: { cert: otherCa.chain, key: otherCa.key },
       leafOnly: { cert: pki.spiffe.cert, key: pki.spiffe.key },
