@@ -38,7 +38,7 @@ export const LimitsSchema = z.strictObject({
   /** A TLS handshake must finish within this (slow or stalled clients are dropped). */
   handshakeTimeout: durationSchema.default(10_000),
   /** HTTP/1.1: the request headers must arrive within this after the connection or the last response. */
-  headersTimeout: durationSchema.default(15_000),
+  headersTimeout: durationSchema.default(30_000),
   /** A connection (or HTTP/2 session) with no traffic for this long is closed. */
   idleTimeout: durationSchema.default(120_000),
   /** Connections beyond this are refused at accept. */

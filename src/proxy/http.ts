@@ -164,19 +164,21 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
     handshakeTimeout: limits.handshakeTimeout,
     maxSessionMemory: 16,
     settings: { maxHeaderListSize: limits.maxHeaderSize },
-    // How often node:http looks for HTTP/1.1 requests past headersTimeout (slow-header clients).
-    connectionsCheckingInterval: Math.min(1_000, limits.headersTimeout),
   };
   const server = createSecureServer(serverOptions);
   core.attach(server);
   // HTTP/1.1 connections are served by node:http's machinery with these server fields.
   const h1 = server as unknown as {
+    connectionsCheckingInterval: number;
     headersTimeout: number;
     requestTimeout: number;
     maxHeaderSize: number;
     keepAliveTimeout: number;
   };
   h1.headersTimeout = limits.headersTimeout;
+  // How often node:http looks for requests past headersTimeout (slowloris); read at 'listening', and
+  // the constructor's 30 s default ignores the option of that name.
+  h1.connectionsCheckingInterval = Math.min(1_000, limits.headersTimeout);
   h1.requestTimeout = 0;
   h1.maxHeaderSize = limits.maxHeaderSize;
   h1.keepAliveTimeout = limits.idleTimeout;
