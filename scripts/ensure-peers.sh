@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Makes sure the real peers the tests run against are installed (openssl, curl, nginx, HAProxy, and
-# the PostgreSQL server binaries the store tests start a throw-away server from). On a fresh Debian
-# machine as root it installs what is missing; elsewhere it says what to install. Run by `npm test`
-# (pretest) and by .ci/run.
+# Makes sure the real peers the tests run against are installed (openssl, curl, nginx, HAProxy, the
+# PostgreSQL server binaries the store tests start a throw-away server from, Debian's python3 with
+# python3-requests and testssl.sh for the proxy interop tests). On a fresh Debian machine as root it
+# installs what is missing; elsewhere it says what to install. Run by `npm test` (pretest) and by
+# .ci/run.
 set -euo pipefail
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -12,6 +13,10 @@ command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy
 # The store tests run their own throw-away server (test/support/postgres.ts) from these binaries.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ||
   { [ -n "${MTLS_PG_BINDIR:-}" ] && [ -x "$MTLS_PG_BINDIR/initdb" ]; } || need+=(postgresql)
+# Proxy interop (test/e2e/proxy-interop.test.ts runs Debian's /usr/bin/python3, not a pyenv one) and
+# the TLS scan of a listener (test/e2e/proxy-testssl.test.ts).
+/usr/bin/python3 -c 'import requests' >/dev/null 2>&1 || need+=(python3-requests)
+command -v testssl >/dev/null 2>&1 || [ -x /usr/bin/testssl ] || need+=(testssl.sh)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing test peers: ${need[*]}"
