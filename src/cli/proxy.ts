@@ -57,15 +57,19 @@ a bad new configuration is logged and the running one kept. Stops cleanly on SIG
         process.on('SIGINT', stop);
       });
       const listeners = running.listeners.map((l) => ({ name: l.name, host: l.host, port: l.port }));
+      const outbound = running.outbound.map((o) => ({ name: o.name, host: o.host, port: o.port }));
       emit(
         [
           'mtls proxy ready',
           ...listeners.map((l) => `  ${l.name.padEnd(16)} https://${l.host}:${l.port}`),
+          ...outbound.map(
+            (o) => `  ${o.name.padEnd(16)} ${o.host}:${o.port} (outbound, plaintext in, mTLS out)`,
+          ),
           ...(running.admin
             ? [`  admin            http://${running.admin.host}:${running.admin.port}/metrics`]
             : []),
         ],
-        { ok: true, listeners, admin: running.admin ?? null },
+        { ok: true, listeners, outbound, admin: running.admin ?? null },
       );
       logger.info({ event: 'ready', listeners }, 'proxy ready');
       await stopped;

@@ -29,6 +29,14 @@ export const REASONS = {
     'A CRL for an issuer cannot be used: malformed, missing its CRL number, or signed by a CA not allowed to sign CRLs.',
   revocation_unavailable:
     'Revocation status cannot be established: the revocation feed is stale or unreachable (fail closed).',
+  client_cert_rejected:
+    "The upstream refused OUR client certificate (it sent a TLS alert such as 'unknown ca' or 'certificate required').",
+  upstream_closed:
+    'The upstream closed the connection during or right after the handshake without an alert or a byte (how some servers refuse a client certificate).',
+  connect_refused: 'Nothing listens at the upstream address (connection refused).',
+  connect_timeout: 'The TCP connection or the TLS handshake to the upstream did not finish in time.',
+  connect_failed:
+    'The upstream could not be reached (name resolution, routing) or the TLS handshake failed otherwise.',
   weak_key: 'The key is too small or of an algorithm not accepted.',
   weak_signature: 'The signature algorithm is not accepted (SHA-1, MD5).',
   policy_violation: 'The certificate policies required by the chain are not satisfied.',

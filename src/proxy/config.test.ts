@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { isMtlsError } from '../errors/index.js';
-import { parseProxyConfig, parseUpstream, unsupportedFeatures } from './config.js';
+import { parseProxyConfig, parseUpstream } from './config.js';
 
 const listener = {
   name: 'api',
@@ -36,7 +36,6 @@ describe('parseProxyConfig', () => {
       minVersion: 'TLSv1.2',
     });
     expect(Object.isFrozen(l.tls)).toBe(true);
-    expect(unsupportedFeatures(c)).toEqual([]);
   });
 
   it('names an unknown key with its path', () => {

@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { durationSchema } from '../config/index.js';
 import { MtlsError } from '../errors/index.js';
+import { OutboundSchema, outboundName, resolveOutboundPaths } from './outbound.js';
 
 const identityPattern = z
   .string()
@@ -93,13 +94,6 @@ export const ListenerSchema = z.strictObject({
   explain: z.boolean().default(false),
   allow: z.union([z.literal('any'), z.array(AllowRuleSchema)]).optional(),
   limits: LimitsSchema.default(LimitsSchema.parse({})),
-});
-
-export const OutboundSchema = z.strictObject({
-  listen: z.string(),
-  upstream: z.string(),
-  tls: z.strictObject({ cert: z.string(), key: z.string(), ca: z.string() }),
-  expect: z.string().optional(),
 });
 
 export const SessionsSchema = z.strictObject({
@@ -193,6 +187,16 @@ export function parseProxyConfig(
       if (l.revocation.feedCa) l.revocation.feedCa = resolve(baseDir, l.revocation.feedCa);
     }
   }
+  const outNames = new Set<string>();
+  for (const [i, o] of (config.outbound ?? []).entries()) {
+    const name = outboundName(o);
+    if (outNames.has(name) || names.has(name))
+      throw new MtlsError('MTLS_CONFIG_INVALID', `${source}: outbound.${i}.name: "${name}" is used twice.`, {
+        fix: 'Give every outbound entry its own name (it is the metrics label).',
+      });
+    outNames.add(name);
+    config.outbound![i] = resolveOutboundPaths(o, baseDir);
+  }
   if (config.sessions.ticketKeyFile)
     config.sessions.ticketKeyFile = resolve(baseDir, config.sessions.ticketKeyFile);
   return deepFreeze(config);
@@ -270,11 +274,4 @@ export function parseUpstream(l: Pick<ListenerConfig, 'protocol' | 'upstream'>):
   const port = m[3] ?? '80';
   if (Number(port) > 65535) throw new Error(`"${u}" has a port above 65535.`);
   return { kind: m[1] as 'http' | 'h2c', origin: `http://${m[2]}:${port}` };
-}
-
-/** Parts of the schema this version accepts but does not run yet: refused at start, never ignored. */
-export function unsupportedFeatures(config: ProxyConfig): string[] {
-  const out: string[] = [];
-  if (config.outbound?.length) out.push('outbound');
-  return out;
 }

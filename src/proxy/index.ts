@@ -5,11 +5,13 @@
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { MtlsError, isMtlsError } from '../errors/index.js';
-import { createProxyMetrics, type Logger, type MetricsEndpoint } from '../telemetry/index.js';
-import { loadProxyConfig, unsupportedFeatures, type ListenerConfig, type ProxyConfig } from './config.js';
+import { createProxyMetrics, proxyChannels, type Logger, type MetricsEndpoint } from '../telemetry/index.js';
+import { loadProxyConfig, type ListenerConfig, type ProxyConfig } from './config.js';
 import { listenOn, startHttpListener, type RunningListener } from './http.js';
 import type { PreparedListener } from './listener.js';
 import { loadListenerMaterial, TicketKeys } from './material.js';
+import { outboundName, startOutbound, type RunningOutbound } from './outbound.js';
+import { encodeProxyV2, tlsFacts } from './proxy-protocol.js';
 import { loadCrlFiles } from './revocation.js';
 import { startTcpListener } from './tcp.js';
 import { watchFiles, type FileWatch } from './watch.js';
@@ -29,6 +31,7 @@ export interface ReloadResult {
 
 export interface RunningProxy {
   listeners: RunningListener[];
+  outbound: RunningOutbound[];
   admin?: { host: string; port: number };
   /** Reads the config file (when started from one) and every file it names again; see module comment. */
   reload(why?: string): Promise<ReloadResult>;
@@ -73,6 +76,7 @@ function watchedFiles(config: ProxyConfig, configPath: string | undefined): stri
     out.push(l.tls.cert, l.tls.key, l.tls.clientCa, ...(l.revocation?.crl ?? []));
     if (l.revocation?.feedCa) out.push(l.revocation.feedCa);
   }
+  for (const o of config.outbound ?? []) out.push(o.tls.cert, o.tls.key, o.tls.ca);
   return out;
 }
 
@@ -90,7 +94,12 @@ function restartOnly(a: ProxyConfig, b: ProxyConfig): string[] {
   }
   if (JSON.stringify(a.admin) !== JSON.stringify(b.admin)) out.push('admin');
   if (JSON.stringify(a.sessions) !== JSON.stringify(b.sessions)) out.push('sessions');
-  if (JSON.stringify(a.outbound) !== JSON.stringify(b.outbound)) out.push('outbound');
+  const outNames = (c: ProxyConfig): string => (c.outbound ?? []).map((o) => outboundName(o)).join(',');
+  if (outNames(a) !== outNames(b)) out.push('the set of outbound entries');
+  for (const o of b.outbound ?? []) {
+    const prev = a.outbound?.find((x) => outboundName(x) === outboundName(o));
+    if (prev && prev.listen !== o.listen) out.push(`outbound.${outboundName(o)}.listen`);
+  }
   return out;
 }
 
@@ -99,16 +108,10 @@ export async function startProxy(
   logger: Logger,
   opts: StartProxyOptions = {},
 ): Promise<RunningProxy> {
-  const unsupported = unsupportedFeatures(config);
-  if (unsupported.length)
-    throw new MtlsError(
-      'MTLS_PROXY_UNSUPPORTED',
-      `This version of mtls proxy does not run: ${unsupported.join(', ')}.`,
-      { fix: 'Remove those keys.' },
-    );
   const tickets = TicketKeys.fromConfig(config.sessions);
   const prepared = config.listeners.map((l) => prepareListener(l));
   const listeners: RunningListener[] = [];
+  const outbound: RunningOutbound[] = [];
   let current = config;
   let adminServer: Server | undefined;
   let metrics: MetricsEndpoint | undefined;
@@ -143,10 +146,22 @@ export async function startProxy(
     for (const p of prepared)
       listeners.push(
         p.config.protocol === 'tcp'
-          ? await startTcpListener({ prepared: p, tickets, logger })
+          ? await startTcpListener({
+              prepared: p,
+              tickets,
+              logger,
+              proxyHeader: (sock, id) => encodeProxyV2({ ...tlsFacts(sock), uniqueId: id, crc32c: true }),
+            })
           : await startHttpListener({ prepared: p, tickets, logger }),
       );
     // The first requests should be judged with the CA's revocations, not before them.
+    for (const o of config.outbound ?? [])
+      outbound.push(
+        await startOutbound(o, logger, {
+          onEvent: (e) =>
+            proxyChannels.outbound.publish({ outbound: e.outbound, result: e.result, side: e.side }),
+        }),
+      );
     await Promise.all(listeners.map((l) => l.core.revocation.ready(5_000)));
     let admin: RunningProxy['admin'];
     if (config.admin && metrics) {
@@ -202,15 +217,6 @@ export async function startProxy(
             `A reload cannot change ${blocked.join(', ')}; the running configuration is kept.`,
             { fix: 'Restart mtls proxy to apply those changes (everything else reloads in place).' },
           );
-        const unsupportedNext = unsupportedFeatures(next);
-        if (unsupportedNext.length)
-          throw new MtlsError(
-            'MTLS_PROXY_UNSUPPORTED',
-            `This version does not run: ${unsupportedNext.join(', ')}.`,
-            {
-              fix: 'Remove those keys.',
-            },
-          );
         const all = next.listeners.map((l) => prepareListener(l));
         const changed: string[] = [];
         for (const p of all) {
@@ -223,6 +229,12 @@ export async function startProxy(
           )
             changed.push(p.config.name);
           running.apply(p);
+        }
+        for (const o of next.outbound ?? []) {
+          const running = outbound.find((x) => x.name === outboundName(o))!;
+          const before = current.outbound?.find((x) => outboundName(x) === running.name);
+          running.reload(o);
+          if (JSON.stringify(before) !== JSON.stringify(o)) changed.push(`outbound ${running.name}`);
         }
         current = next;
         watcher?.update(watchedFiles(next, opts.configPath));
@@ -253,12 +265,13 @@ export async function startProxy(
     ready = true;
     return {
       listeners,
+      outbound,
       ...(admin ? { admin } : {}),
       reload,
       close: async () => {
         ready = false;
         watcher?.close();
-        await Promise.all(listeners.map((l) => l.close()));
+        await Promise.all([...listeners.map((l) => l.close()), ...outbound.map((o) => o.close())]);
         if (adminServer) {
           adminServer.closeAllConnections();
           await new Promise<void>((r) => adminServer!.close(() => r()));
@@ -267,7 +280,7 @@ export async function startProxy(
       },
     };
   } catch (e) {
-    await Promise.all(listeners.map((l) => l.close(0)));
+    await Promise.all([...listeners.map((l) => l.close(0)), ...outbound.map((o) => o.close(0))]);
     adminServer?.close();
     metrics?.close();
     throw e;

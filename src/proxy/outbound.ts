@@ -27,6 +27,7 @@ import {
   identityMatches,
   parseCertificate,
   readCertificates,
+  REASONS,
   verifyCertificate,
   type Certificate,
   type Reason,
@@ -151,16 +152,13 @@ function splitHostPort(s: string): { host: string; port: number } {
  * Results that are not about a certificate, so not in pki/reasons.ts (yet): proposed additions to
  * the shared catalog, used verbatim as the `result` of OutboundEvent and in logs.
  */
+/** The reasons only an outbound connection has (they live in the shared catalog, pki/reasons.ts). */
 export const OUTBOUND_REASONS = {
-  client_cert_rejected:
-    "The upstream refused OUR client certificate (it sent a TLS alert such as 'unknown ca' or 'certificate required').",
-  upstream_closed:
-    'The upstream closed the connection during or right after the handshake without an alert or a byte (how some servers refuse a client certificate).',
-  connect_refused: 'Nothing listens at the upstream address (connection refused).',
-  connect_timeout:
-    'The TCP connection or the TLS handshake to the upstream did not finish in connectTimeoutMs.',
-  connect_failed:
-    'The upstream could not be reached (name resolution, routing) or the TLS handshake failed otherwise.',
+  client_cert_rejected: REASONS.client_cert_rejected,
+  upstream_closed: REASONS.upstream_closed,
+  connect_refused: REASONS.connect_refused,
+  connect_timeout: REASONS.connect_timeout,
+  connect_failed: REASONS.connect_failed,
 } as const;
 
 export type OutboundReason = Reason | keyof typeof OUTBOUND_REASONS;

@@ -81,7 +81,16 @@ export interface ProxyUpstreamErrorEvent {
   code: string;
 }
 
+export interface ProxyOutboundEvent {
+  outbound: string;
+  /** 'ok' or the reason the connection to the upstream failed. */
+  result: string;
+  /** Whose fault: server (the upstream's certificate), client (ours), both, network. */
+  side?: string;
+}
+
 export const proxyChannels = {
+  outbound: channel('mtls:proxy:outbound'),
   handshake: channel('mtls:proxy:handshake'),
   request: channel('mtls:proxy:request'),
   connection: channel('mtls:proxy:connection'),

@@ -7,6 +7,7 @@ import {
   type ProxyClosedEvent,
   type ProxyConnectionEvent,
   type ProxyHandshakeEvent,
+  type ProxyOutboundEvent,
   type ProxyRequestEvent,
   type ProxyUpstreamErrorEvent,
 } from './channels.js';
@@ -80,6 +81,12 @@ export function createProxyMetrics(
     labelNames: ['listener', 'code'],
     registers: [registry],
   });
+  const outboundConns = new Counter({
+    name: 'mtls_proxy_outbound_connections_total',
+    help: 'Outbound mode: connections to the upstream, by entry, result (ok or a reason) and side at fault.',
+    labelNames: ['outbound', 'result', 'side'],
+    registers: [registry],
+  });
   const sources = opts.sources;
   new Gauge({
     name: 'mtls_proxy_certificate_expiry_timestamp_seconds',
@@ -144,7 +151,12 @@ export function createProxyMetrics(
     const e = m as ProxyUpstreamErrorEvent;
     upstreamErrors.inc({ listener: e.listener, code: e.code });
   };
+  const onOutbound = (m: unknown): void => {
+    const e = m as ProxyOutboundEvent;
+    outboundConns.inc({ outbound: e.outbound, result: e.result, side: e.side ?? '' });
+  };
   const subs: [keyof typeof proxyChannels, (m: unknown) => void][] = [
+    ['outbound', onOutbound],
     ['handshake', onHandshake],
     ['request', onRequest],
     ['connection', onConnection],

@@ -7,6 +7,8 @@ import { LOOPBACK } from './ports.js';
 
 export interface RunningProxy {
   listeners: Record<string, number>;
+  /** Outbound entries by name: their local plaintext port. */
+  outbound: Record<string, number>;
   adminPort: number | undefined;
   proc: ChildProcess;
   logs: () => string;
@@ -30,6 +32,7 @@ export async function startProxy(configPath: string, cwd: string): Promise<Runni
   proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const info = await new Promise<{
     listeners: { name: string; port: number }[];
+    outbound?: { name: string; port: number }[];
     admin: { port: number } | null;
   }>((resolve, reject) => {
     const timer = setTimeout(
@@ -41,6 +44,7 @@ export async function startProxy(configPath: string, cwd: string): Promise<Runni
       try {
         const parsed = JSON.parse(out) as {
           listeners: { name: string; port: number }[];
+          outbound?: { name: string; port: number }[];
           admin: { port: number } | null;
         };
         clearTimeout(timer);
@@ -57,6 +61,7 @@ export async function startProxy(configPath: string, cwd: string): Promise<Runni
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
   return {
     listeners: Object.fromEntries(info.listeners.map((l) => [l.name, l.port])),
+    outbound: Object.fromEntries((info.outbound ?? []).map((o) => [o.name, o.port])),
     adminPort: info.admin?.port,
     proc,
     logs: () => err,
