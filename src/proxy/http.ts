@@ -10,12 +10,10 @@ import {
   type Http2Session,
 } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import { pipeline } from 'node:stream/promises';
-import { H2CClient, Pool, type Dispatcher } from 'undici';
 import { MtlsError } from '../errors/index.js';
 import { encodePem, formatName } from '../pki/index.js';
 import { proxyChannels, type Logger } from '../telemetry/index.js';
-import { parseUpstream } from './config.js';
+import { forwardHeaders, isClientAbort, upstreamFor, type ResponseSink } from './forward.js';
 import type { TicketKeys } from './material.js';
 import { kConn, ListenerCore, type PreparedListener, type TrackedSocket } from './listener.js';
 import { firstAllowed } from './policy.js';
@@ -41,21 +39,6 @@ export interface HttpListenerOptions {
 type Req = IncomingMessage | Http2ServerRequest;
 type Res = ServerResponse | Http2ServerResponse;
 
-/** Hop-by-hop headers (RFC 9110 7.6.1) and those undici or HTTP/2 refuse; never forwarded either way. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'expect',
-  'http2-settings',
-]);
-
 function quoteXfcc(v: string): string {
   return /[,;="\s]/.test(v) ? `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"` : v;
 }
@@ -80,26 +63,6 @@ export function splitHostPort(listen: string): { host: string; port: number } {
       fix: 'Write 127.0.0.1:8443.',
     });
   return { host: m[1]!, port: Number(m[2]) };
-}
-
-/** An undici dispatcher for the listener's upstream. */
-function dispatcherFor(upstream: string): Dispatcher {
-  const u = parseUpstream({ protocol: 'http', upstream });
-  switch (u.kind) {
-    case 'h2c':
-      return new Pool(u.origin, {
-        connections: 4,
-        factory: (origin, opts) => new H2CClient(origin, opts),
-      });
-    case 'unix':
-      return new Pool('http://localhost', {
-        socketPath: u.socketPath,
-        connections: 256,
-        keepAliveTimeout: 4_000,
-      });
-    default:
-      return new Pool((u as { origin: string }).origin, { connections: 256, keepAliveTimeout: 4_000 });
-  }
 }
 
 /** Listens on `listen`; rejects with MTLS_PROXY_LISTEN naming the address. */
@@ -150,7 +113,7 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
   const log = core.log;
   const limits = opts.prepared.config.limits;
   let upstreamKey = opts.prepared.config.upstream;
-  let pool = dispatcherFor(upstreamKey);
+  let upstream = upstreamFor(upstreamKey);
   const sessions = new Set<Http2Session>();
   let closing = false;
 
@@ -201,6 +164,10 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
     const headers: Record<string, string | number> = {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(data),
+      // The proxy's own answers: not to be cached, sniffed or fetched over plain HTTP.
+      'cache-control': 'no-store',
+      'x-content-type-options': 'nosniff',
+      'strict-transport-security': 'max-age=31536000',
     };
     if (status === 503) headers['retry-after'] = 5;
     // An HTTP/1.1 connection whose verdict is not accepted will never be: do not keep it.
@@ -331,35 +298,28 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
       (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') ||
       req.headers['transfer-encoding'] !== undefined ||
       (h2 && !(req as Http2ServerRequest).stream.endAfterHeaders);
-    const ac = new AbortController();
-    res.once('close', () => {
-      if (!res.writableFinished) ac.abort();
-    });
     const started = performance.now();
     try {
-      const up = await pool.request({
+      await upstream.forward({
         path: forwardPath,
         method,
         headers,
         body: hasBody ? req : null,
-        signal: ac.signal,
+        res: res as unknown as ResponseSink,
+        trailers: h2,
+        onStart: (status) =>
+          proxyChannels.request.publish({
+            listener: core.name,
+            status,
+            decision: 'forwarded',
+            rule,
+            unauthenticated: !authenticated,
+            upstreamSeconds: (performance.now() - started) / 1000,
+          }),
       });
-      res.writeHead(up.statusCode, responseHeaders(up.headers));
-      proxyChannels.request.publish({
-        listener: core.name,
-        status: up.statusCode,
-        decision: 'forwarded',
-        rule,
-        unauthenticated: !authenticated,
-        upstreamSeconds: (performance.now() - started) / 1000,
-      });
-      await pipeline(up.body, res, { end: false });
-      // gRPC puts its status in trailers: pass them on to HTTP/2 clients.
-      if (h2 && Object.keys(up.trailers).length > 0)
-        (res as Http2ServerResponse).addTrailers(responseHeaders(up.trailers));
-      res.end();
     } catch (e) {
-      if (ac.signal.aborted) return;
+      // The client went away first: nothing to answer, not an upstream failure.
+      if (isClientAbort(e) || res.destroyed) return;
       const code = (e as NodeJS.ErrnoException).code ?? 'error';
       proxyChannels.upstreamError.publish({ listener: core.name, code });
       log.error(
@@ -389,7 +349,7 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
     bound = await listenOn(server, opts.prepared.config.listen, `Listener ${core.name}`);
   } catch (e) {
     await core.close();
-    await pool.close();
+    await upstream.close();
     throw e;
   }
 
@@ -401,8 +361,8 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
     apply(next) {
       core.apply(next);
       if (next.config.upstream !== upstreamKey) {
-        const old = pool;
-        pool = dispatcherFor(next.config.upstream);
+        const old = upstream;
+        upstream = upstreamFor(next.config.upstream);
         upstreamKey = next.config.upstream;
         // In-flight requests on the old upstream finish; then its connections close.
         void old.close().catch(() => undefined);
@@ -420,47 +380,7 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
       await closed;
       clearTimeout(timer);
       await core.close();
-      await pool.close();
+      await upstream.close();
     },
   };
-}
-
-function forwardHeaders(incoming: IncomingHttpHeaders, h2: boolean): Record<string, string | string[]> {
-  const connectionTokens = new Set(
-    String(incoming.connection ?? '')
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(incoming)) {
-    if (v === undefined || k.startsWith(':')) continue;
-    const lk = k.toLowerCase();
-    if (HOP_BY_HOP.has(lk) || connectionTokens.has(lk)) continue;
-    // Identity headers come only from the proxy: whatever the client sent is dropped.
-    if (lk === 'x-forwarded-client-cert' || lk.startsWith('x-client-')) continue;
-    out[lk] = v;
-  }
-  if (h2 && out.host === undefined && typeof incoming[':authority'] === 'string')
-    out.host = incoming[':authority'];
-  return out;
-}
-
-function responseHeaders(
-  incoming: Record<string, string | string[] | undefined>,
-): Record<string, string | string[]> {
-  const connectionTokens = new Set(
-    String(incoming.connection ?? '')
-      .split(',')
-      .map((t) => t.trim().toLowerCase())
-      .filter(Boolean),
-  );
-  const out: Record<string, string | string[]> = {};
-  for (const [k, v] of Object.entries(incoming)) {
-    if (v === undefined) continue;
-    const lk = k.toLowerCase();
-    if (HOP_BY_HOP.has(lk) || connectionTokens.has(lk)) continue;
-    out[lk] = v;
-  }
-  return out;
 }
