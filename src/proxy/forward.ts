@@ -173,10 +173,7 @@ class UndiciUpstream implements Upstream {
   forward(r: ForwardRequest): Promise<void> {
     return new Promise((resolve, reject) => {
       const handler = new ResponseWriter(r, (err) => (err ? reject(err) : resolve()));
-      this.pool.dispatch(
-        { path: r.path, method: r.method as Dispatcher.HttpMethod, headers: r.headers, body: r.body },
-        handler,
-      );
+      this.pool.dispatch({ path: r.path, method: r.method, headers: r.headers, body: r.body }, handler);
     });
   }
 
@@ -232,7 +229,7 @@ class H2cUpstream implements Upstream {
         r.res.writeHead(status, responseHeaders(h));
         r.onStart(status);
       });
-      stream.once('trailers', (t) => (trailers = responseHeaders(t)));
+      stream.once('trailers', (t: IncomingHttpHeaders) => (trailers = responseHeaders(t)));
       stream.on('data', (chunk: Buffer) => {
         if (!r.res.write(chunk)) {
           stream.pause();
@@ -245,7 +242,7 @@ class H2cUpstream implements Upstream {
         r.res.end();
         resolve();
       });
-      stream.once('error', (e) => reject(e));
+      stream.once('error', (e: Error) => reject(e));
       stream.once('close', () => {
         if (!started) reject(new Error(`the upstream closed the stream (code ${stream.rstCode})`));
       });

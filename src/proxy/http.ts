@@ -2,7 +2,7 @@
 // requested, a verdict per connection, revocation and allow rules per request, and forwarding with
 // undici to an HTTP/1.1, h2c (gRPC) or unix-socket upstream.
 import { createHash, randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   createSecureServer,
   type Http2ServerRequest,
@@ -305,7 +305,7 @@ export async function startHttpListener(opts: HttpListenerOptions): Promise<Runn
         method,
         headers,
         body: hasBody ? req : null,
-        res: res as unknown as ResponseSink,
+        res: res,
         trailers: h2,
         onStart: (status) =>
           proxyChannels.request.publish({
