@@ -13,7 +13,7 @@ import { performance } from 'node:perf_hooks';
 import { MtlsError } from '../errors/index.js';
 import { encodePem, formatName } from '../pki/index.js';
 import { proxyChannels, type Logger } from '../telemetry/index.js';
-import { forwardHeaders, isClientAbort, upstreamFor, type ResponseSink } from './forward.js';
+import { forwardHeaders, isClientAbort, upstreamFor } from './forward.js';
 import type { TicketKeys } from './material.js';
 import { kConn, ListenerCore, type PreparedListener, type TrackedSocket } from './listener.js';
 import { firstAllowed } from './policy.js';
