@@ -6,6 +6,7 @@ import { registerCa } from './ca.js';
 import { registerCaClient } from './ca-client.js';
 import { renderError, exitCodeFor, type CliIo } from './context.js';
 import { registerCsr } from './csr.js';
+import { registerDoctor } from './doctor.js';
 import { registerInspect } from './inspect.js';
 import { registerProxy } from './proxy.js';
 import { registerIssue } from './issue.js';
@@ -41,6 +42,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   registerCsr(program, io, emit);
   registerInspect(program, io, emit);
   registerVerify(program, io, emit);
+  registerDoctor(program, io, emit);
   registerProxy(program, io, emit);
   // Commander's own error printing is replaced by ours (a code and a fix line, JSON with --json).
   const quiet = { writeOut: io.stdout, writeErr: io.stderr, outputError: (): void => undefined };
