@@ -236,7 +236,7 @@ function fixFor(
     case 'expired':
     case 'not_yet_valid': {
       const clock =
-        code === 'not_yet_valid' ? 'Check the clock of the issuing machine (timedatectl status), then ' : '';
+        code === 'not_yet_valid' ? 'Check the clock of the issuing machine (timedatectl status), then: ' : '';
       if (inTrust)
         return `${clock}Replace ${ctx.trustFile} with the current root of that CA (its ca.pem), which ${ctx.verifier === 'server' ? 'ssl_client_certificate' : 'the client (--cacert)'} must name.`;
       if (isLeaf) return `${clock}${code === 'expired' ? 'Renew' : 'Reissue'} it: ${reissue}${replaceIn}.`;

@@ -198,7 +198,9 @@ export function checkPair(input: PairInput): DoctorReport {
     });
   } else if (serverBundleIsClientCa) {
     const right = server
-      ? known.find((k) => k.file !== input.server.ca.path && chainsTo(server, [k.cert], at))
+      ? known.find(
+          (k) => k.file !== input.server.ca.path && isSelfSigned(k.cert) && chainsTo(server, [k.cert], at),
+        )
       : undefined;
     swapped.push({
       code: 'swapped_ca_files',
@@ -215,7 +217,9 @@ export function checkPair(input: PairInput): DoctorReport {
     });
   } else if (clientBundleIsServerCa) {
     const right = client
-      ? known.find((k) => k.file !== input.client.ca.path && chainsTo(client, [k.cert], at))
+      ? known.find(
+          (k) => k.file !== input.client.ca.path && isSelfSigned(k.cert) && chainsTo(client, [k.cert], at),
+        )
       : undefined;
     swapped.push({
       code: 'swapped_ca_files',
