@@ -8,7 +8,7 @@ import { proxyChannels, type Logger } from '../telemetry/index.js';
 import type { ListenerConfig } from './config.js';
 import type { ListenerMaterial, TicketKeys } from './material.js';
 import { RevocationChecker, type LoadedCrl, type RevocationResult } from './revocation.js';
-import { classifyPeer, type Verdict } from './verdict.js';
+import { classifyPeer, completeChain, type Verdict } from './verdict.js';
 
 export interface ListenerState {
   config: ListenerConfig;
@@ -23,6 +23,13 @@ export interface PreparedListener extends ListenerState {
 
 export interface ConnState {
   verdict: Verdict;
+  /** verdict.chain holds everything the peer sent (an accepted peer's starts as the leaf alone). */
+  chainComplete: boolean;
+  /** Identity headers for the upstream, computed on the first request. */
+  identityHeaders?: Record<string, string>;
+  identityKey?: string;
+  /** The identities allow rules match against, computed on the first request. */
+  identities?: string[];
   requests: number;
   active: number;
   peer: string;
@@ -132,7 +139,13 @@ export class ListenerCore {
     let s = sock[kConn];
     if (!s) {
       const verdict = classifyPeer(sock, { trust: this.state.material.trust });
-      s = { verdict, requests: 0, active: 0, peer: `${sock.remoteAddress}:${sock.remotePort}` };
+      s = {
+        verdict,
+        chainComplete: !verdict.accepted,
+        requests: 0,
+        active: 0,
+        peer: `${sock.remoteAddress}:${sock.remotePort}`,
+      };
       sock[kConn] = s;
       const start = sock._parent?.[kStart];
       proxyChannels.handshake.publish({
@@ -146,12 +159,13 @@ export class ListenerCore {
   }
 
   /** May this connection's requests (or this TCP connection) go on, as of now? */
-  admit(s: ConnState): Admission {
+  admit(s: ConnState, sock: TLSSocket): Admission {
     const v = s.verdict;
     if (!v.accepted) return { ok: false, status: 401, reason: v.reason ?? 'unknown_ca', detail: v.detail };
     if (s.closedFor)
       return { ok: false, status: 401, reason: s.closedFor, detail: 'The connection was closed.' };
     if (!this.revocation.enabled) return { ok: true };
+    if (this.revocation.needsChain) this.#completeChain(s, sock);
     const r: RevocationResult = this.revocation.check(v);
     if (r.ok) return r.stale ? { ok: true, stale: true } : { ok: true };
     return { ok: false, status: r.reason === 'revoked' ? 401 : 503, reason: r.reason, detail: r.detail };
@@ -170,11 +184,19 @@ export class ListenerCore {
   }
 
   /** Closes open connections whose peer is now revoked (or no longer chains to the trust bundle). */
+  #completeChain(s: ConnState, sock: TLSSocket): void {
+    if (s.chainComplete || sock.destroyed) return;
+    const chain = completeChain(sock);
+    if (chain.length > 0) s.verdict.chain = chain;
+    s.chainComplete = true;
+  }
+
   recheckOpen(why: 'revoked' | 'trust'): void {
     const trust = this.state.material.trust;
     for (const sock of this.sockets) {
       const s = sock[kConn];
       if (!s?.verdict.accepted || s.closedFor) continue;
+      if (why === 'trust' || this.revocation.needsChain) this.#completeChain(s, sock);
       let reason: string | undefined;
       let detail = '';
       if (why === 'trust' && s.verdict.leaf && !stillTrusted(s.verdict, trust)) {

@@ -289,6 +289,11 @@ export class RevocationChecker {
     return this.#cfg !== undefined;
   }
 
+  /** CRLs are loaded: intermediates of the peer's chain are checked too. */
+  get needsChain(): boolean {
+    return this.#crls.length > 0;
+  }
+
   get feed(): RevocationFeed | undefined {
     return this.#feed;
   }

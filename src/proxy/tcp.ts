@@ -44,7 +44,7 @@ export async function startTcpListener(opts: TcpListenerOptions): Promise<Runnin
     const facts = { connectionId: id, peer: conn.peer, subject: v.subject, issuer: v.issuer };
     sock.setTimeout(limits.idleTimeout, () => sock.destroy());
     sock.on('error', () => undefined);
-    const admission = core.admit(conn);
+    const admission = core.admit(conn, sock);
     const refuse = (reason: string, detail: string): void => {
       log.warn(
         { event: 'connection_refused', reason, detail, identity: v.identity, ...facts },

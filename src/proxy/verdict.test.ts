@@ -13,7 +13,7 @@ import {
   type CertificateIssuer,
   type IssueRequest,
 } from '../pki/index.js';
-import { classifyPeer, type Verdict } from './verdict.js';
+import { classifyPeer, completeChain, type Verdict } from './verdict.js';
 
 const HOUR = 3_600_000;
 
@@ -63,6 +63,7 @@ let other: Ca;
 let server: Server;
 let port: number;
 const verdicts: Verdict[] = [];
+const fullChains: Buffer[][] = [];
 let waiters: ((v: Verdict) => void)[] = [];
 
 beforeAll(async () => {
@@ -79,6 +80,7 @@ beforeAll(async () => {
   server.on('secureConnection', (sock: TLSSocket) => {
     const v = classifyPeer(sock, { trust: [trusted.root] });
     verdicts.push(v);
+    fullChains.push(completeChain(sock));
     const w = waiters;
     waiters = [];
     for (const f of w) f(v);
@@ -129,8 +131,11 @@ describe('classifyPeer over real TLS connections', () => {
       dnsNames: ['payment.test.example'],
     });
     expect(v.reason).toBeUndefined();
-    // Node reports the verified chain, completed from the trust store: leaf, intermediate, root.
-    expect(v.chain).toHaveLength(3);
+    // An accepted peer's verdict holds the leaf alone (cheap); the chain it sent is read on demand,
+    // completed by Node from the trust store: leaf, intermediate, root.
+    expect(v.chain).toHaveLength(1);
+    expect(fullChains.at(-1)).toHaveLength(3);
+    expect(fullChains.at(-1)![0]!.equals(v.chain[0]!)).toBe(true);
   });
 
   it('falls back to dns: then cn: for the identity', async () => {

@@ -93,8 +93,17 @@ export interface ClassifyOptions {
   now?: () => Date;
 }
 
-/** Reads the verdict of a finished handshake. */
+/**
+ * Reads the verdict of a finished handshake. For an accepted peer only the leaf is read (cheap: no JS
+ * object per certificate); `completeChain` fetches what the peer sent when revocation needs it.
+ */
 export function classifyPeer(socket: TLSSocket, opts: ClassifyOptions): Verdict {
+  if (socket.authorized) {
+    // getPeerCertificate(false) costs a quarter of (true) per fresh connection; getPeerX509Certificate()
+    // costs more, and afterwards getPeerCertificate(true) no longer returns the chain (Node 20).
+    const leaf = socket.getPeerCertificate(false) as { raw?: Buffer } | undefined;
+    if (leaf?.raw) return classify([leaf.raw], true, undefined, opts);
+  }
   const peer = socket.getPeerCertificate(true) as DetailedPeerCertificate | undefined;
   const chain = peerChain(peer);
   const code = socket.authorizationError as unknown as string | Error | null | undefined;
@@ -105,6 +114,24 @@ export function classifyPeer(socket: TLSSocket, opts: ClassifyOptions): Verdict 
         ? code
         : ((code as NodeJS.ErrnoException).code ?? code.message);
   return classify(chain, socket.authorized, opensslCode, opts);
+}
+
+/** The certificates the peer sent (and Node completed from the trust store), leaf first. */
+export function completeChain(socket: TLSSocket): Buffer[] {
+  return peerChain(socket.getPeerCertificate(true));
+}
+
+/** Parsed leaves by DER: the same clients reconnect with the same certificate all day. */
+const leafCache = new Map<string, Certificate>();
+function parseLeaf(der: Buffer): Certificate {
+  const key = der.toString('latin1');
+  let c = leafCache.get(key);
+  if (!c) {
+    c = parseCertificate(der);
+    if (leafCache.size >= 10_000) leafCache.delete(leafCache.keys().next().value!);
+    leafCache.set(key, c);
+  }
+  return c;
 }
 
 /** The same, from the raw facts (unit-testable without a socket). */
@@ -124,7 +151,7 @@ export function classify(
     };
   let leaf: Certificate;
   try {
-    leaf = parseCertificate(chain[0]!);
+    leaf = parseLeaf(chain[0]!);
   } catch {
     return {
       accepted: false,
