@@ -1,6 +1,7 @@
 // `npm run bench`: mtlskit issuance and CSR-to-certificate throughput next to @peculiar/x509 and the
 // openssl CLI, in one run, on one core (section pki); then the CA service under load next to cfssl and
-// openssl (section ca, bench/ca-bench.ts). `npm run bench -- --only pki|ca` runs one section.
+// openssl (section ca, bench/ca-bench.ts); then mtls proxy next to nginx and HAProxy (section proxy,
+// bench/proxy-bench.ts). `npm run bench -- --only pki|ca|proxy` runs one section.
 // Benchmarks inform; they never fail the build (exit code 0).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import {
   rawCrypto,
 } from './contenders.js';
 import { runCaBench } from './ca-bench.js';
+import { runProxyBench } from './proxy-bench.js';
 import { createFixtures, type Fixtures } from './fixtures.js';
 import {
   IN_PROCESS,
@@ -286,14 +288,14 @@ function printVerdict(rows: Row[]): void {
   console.log('(benchmarks inform; they do not gate: exit code 0 either way)');
 }
 
-/** `--only pki` or `--only ca` (also `--only=ca`); undefined runs both sections. */
-function onlySection(): 'pki' | 'ca' | undefined {
+/** `--only pki`, `--only ca` or `--only proxy` (also `--only=ca`); undefined runs every section. */
+function onlySection(): 'pki' | 'ca' | 'proxy' | undefined {
   const args = process.argv.slice(2);
   const i = args.findIndex((a) => a === '--only' || a.startsWith('--only='));
   if (i < 0) return undefined;
   const v = args[i]!.includes('=') ? args[i]!.split('=')[1] : args[i + 1];
-  if (v === 'pki' || v === 'ca') return v;
-  console.error(`bench: --only takes pki or ca, not ${v ?? '(nothing)'}; running both`);
+  if (v === 'pki' || v === 'ca' || v === 'proxy') return v;
+  console.error(`bench: --only takes pki, ca or proxy, not ${v ?? '(nothing)'}; running every section`);
   return undefined;
 }
 
@@ -312,10 +314,14 @@ if (process.env[PINNED_ENV]) {
   await section('pki', main);
 } else {
   const only = onlySection();
-  if (only !== 'ca' && !runPinned()) await section('pki', main);
-  if (only !== 'pki') {
+  if ((only === undefined || only === 'pki') && !runPinned()) await section('pki', main);
+  if (only === undefined || only === 'ca') {
     if (only !== 'ca') console.log('');
     await section('ca', () => runCaBench({ afterPki: only !== 'ca' }));
+  }
+  if (only === undefined || only === 'proxy') {
+    if (only !== 'proxy') console.log('');
+    await section('proxy', runProxyBench);
   }
 }
 process.exitCode = 0;
