@@ -33,6 +33,7 @@ import {
   type Reason,
 } from '../pki/index.js';
 import type { Logger } from '../telemetry/index.js';
+import { OPENSSL_REASONS as LISTENER_OPENSSL_REASONS, PATH_CODES, PATH_REASONS } from './verdict.js';
 
 // ---------------------------------------------------------------- config
 
@@ -276,41 +277,12 @@ function checkExpect(
   return tlsCheckServerIdentity(name, cert);
 }
 
-/** OpenSSL verify codes (as Node reports them) → reason; the path ones are refined by pki. */
-const OPENSSL_REASONS: Record<string, Reason> = {
-  CERT_HAS_EXPIRED: 'expired',
-  CERT_NOT_YET_VALID: 'not_yet_valid',
-  INVALID_PURPOSE: 'wrong_eku',
-  CERT_REVOKED: 'revoked',
-  CERT_SIGNATURE_FAILURE: 'bad_signature',
-  PATH_LENGTH_EXCEEDED: 'path_too_long',
-  CERT_CHAIN_TOO_LONG: 'path_too_long',
-  DEPTH_ZERO_SELF_SIGNED_CERT: 'self_signed',
-  SELF_SIGNED_CERT_IN_CHAIN: 'unknown_ca',
-  UNABLE_TO_GET_ISSUER_CERT: 'unknown_ca',
-  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'unknown_ca',
-  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'unknown_ca',
+/** The listener's map of OpenSSL verify codes, plus what only a client sees. */
+const OPENSSL_REASONS: Readonly<Record<string, Reason>> = {
+  ...LISTENER_OPENSSL_REASONS,
   CERT_UNTRUSTED: 'unknown_ca',
-  INVALID_CA: 'issuer_not_ca',
-  HOSTNAME_MISMATCH: 'name_mismatch',
-  ERR_TLS_CERT_ALTNAME_INVALID: 'name_mismatch',
   MTLS_EXPECT_MISMATCH: 'name_mismatch',
-  UNHANDLED_CRITICAL_EXTENSION: 'unsupported_critical_extension',
-  PERMITTED_VIOLATION: 'name_constraints',
-  EXCLUDED_VIOLATION: 'name_constraints',
-  KEYUSAGE_NO_CERTSIGN: 'bad_key_usage',
-  CA_KEY_TOO_SMALL: 'weak_key',
-  EE_KEY_TOO_SMALL: 'weak_key',
-  CA_MD_TOO_WEAK: 'weak_signature',
 };
-const PATH_CODES = new Set([
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-]);
-const PATH_REASONS = new Set<Reason>(['unknown_ca', 'missing_intermediate', 'self_signed']);
 
 /** TLS alerts (Node's ERR_SSL_…_ALERT_<NAME>) by which a server refuses the client's certificate. */
 const CERT_ALERTS = new Set([

@@ -34,7 +34,7 @@ export interface Verdict {
 }
 
 /** OpenSSL verify codes (as Node reports them) and their reason; the ambiguous ones are refined. */
-const OPENSSL_REASONS: Record<string, Reason> = {
+export const OPENSSL_REASONS: Readonly<Record<string, Reason>> = {
   CERT_HAS_EXPIRED: 'expired',
   CERT_NOT_YET_VALID: 'not_yet_valid',
   INVALID_PURPOSE: 'wrong_eku',
@@ -63,14 +63,18 @@ const OPENSSL_REASONS: Record<string, Reason> = {
 };
 
 /** Codes where OpenSSL only says "could not build a path": pki tells unknown_ca from missing_intermediate. */
-const PATH_CODES = new Set([
+export const PATH_CODES: ReadonlySet<string> = new Set([
   'SELF_SIGNED_CERT_IN_CHAIN',
   'UNABLE_TO_GET_ISSUER_CERT',
   'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
   'DEPTH_ZERO_SELF_SIGNED_CERT',
 ]);
-const PATH_REASONS = new Set<Reason>(['unknown_ca', 'missing_intermediate', 'self_signed']);
+export const PATH_REASONS: ReadonlySet<Reason> = new Set<Reason>([
+  'unknown_ca',
+  'missing_intermediate',
+  'self_signed',
+]);
 
 /** The DER certificates the peer sent, leaf first (Node links them through issuerCertificate). */
 export function peerChain(peer: DetailedPeerCertificate | undefined): Buffer[] {
