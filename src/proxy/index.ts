@@ -150,7 +150,8 @@ export async function startProxy(
               prepared: p,
               tickets,
               logger,
-              proxyHeader: (sock, id) => encodeProxyV2({ ...tlsFacts(sock), uniqueId: id, crc32c: true }),
+              proxyHeader: (sock, id, known) =>
+                encodeProxyV2({ ...tlsFacts(sock, known), uniqueId: id, crc32c: true }),
             })
           : await startHttpListener({ prepared: p, tickets, logger }),
       );

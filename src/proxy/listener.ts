@@ -3,12 +3,12 @@
 // the handshake metrics.
 import { performance } from 'node:perf_hooks';
 import type { SecureContextOptions, Server as TlsServer, TLSSocket } from 'node:tls';
-import { verifyCertificate, parseCertificate, type Certificate } from '../pki/index.js';
+import { verifyCertificate, type Certificate } from '../pki/index.js';
 import { proxyChannels, type Logger } from '../telemetry/index.js';
 import type { ListenerConfig } from './config.js';
 import type { ListenerMaterial, TicketKeys } from './material.js';
 import { RevocationChecker, type LoadedCrl, type RevocationResult } from './revocation.js';
-import { classifyPeer, completeChain, type Verdict } from './verdict.js';
+import { classifyPeer, completeChain, parseIntermediates, type Verdict } from './verdict.js';
 
 export interface ListenerState {
   config: ListenerConfig;
@@ -234,13 +234,10 @@ export class ListenerCore {
 }
 
 function stillTrusted(v: Verdict, trust: readonly Certificate[]): boolean {
-  const intermediates: Certificate[] = [];
-  for (const der of v.chain.slice(1)) {
-    try {
-      intermediates.push(parseCertificate(der));
-    } catch {
-      // ignore what cannot be parsed
-    }
-  }
-  return verifyCertificate(v.leaf!, { trust, intermediates, purpose: 'client', strict: false }).ok;
+  return verifyCertificate(v.leaf!, {
+    trust,
+    intermediates: parseIntermediates(v.chain),
+    purpose: 'client',
+    strict: false,
+  }).ok;
 }

@@ -538,7 +538,10 @@ export type TlsFacts = Pick<
  * SPIFFE ID, and the algorithms of the certificate this side presented (the spec's SIG_ALG/KEY_ALG
  * describe the frontend's certificate, as HAProxy sends them). Add `uniqueId` and encode.
  */
-export function tlsFacts(socket: TLSSocket): TlsFacts {
+export function tlsFacts(
+  socket: TLSSocket,
+  known: { leaf?: Certificate | undefined; own?: Certificate | undefined } = {},
+): TlsFacts {
   const out: TlsFacts = {};
   if (socket.remoteAddress !== undefined && socket.remotePort !== undefined)
     out.source = { address: socket.remoteAddress, port: socket.remotePort };
@@ -547,19 +550,25 @@ export function tlsFacts(socket: TLSSocket): TlsFacts {
   if (typeof socket.alpnProtocol === 'string' && socket.alpnProtocol) out.alpn = socket.alpnProtocol;
   const sni = (socket as TLSSocket & { servername?: string | false }).servername;
   if (typeof sni === 'string' && sni) out.authority = sni;
-  const peer = socket.getPeerCertificate(false) as PeerCertificate | DetailedPeerCertificate | null;
-  const peerRaw = peer && 'raw' in peer && peer.raw?.length ? peer.raw : undefined;
-  const leaf = parsed(peerRaw);
+  // A listener passes what its verdict already read: no second certificate read or parse per connection.
+  let leaf = known.leaf;
+  if (!leaf) {
+    const peer = socket.getPeerCertificate(false) as PeerCertificate | DetailedPeerCertificate | null;
+    leaf = parsed(peer && 'raw' in peer && peer.raw?.length ? peer.raw : undefined);
+  }
   const cn = leaf ? commonName(leaf.subject) : undefined;
   const spiffeId = leaf?.subjectAltNames
     .flatMap((n) => (n.type === 'uri' && n.value.startsWith('spiffe://') ? [n.value] : []))
     .at(0);
   if (spiffeId) out.spiffeId = spiffeId;
-  const own = socket.getCertificate() as PeerCertificate | null | Record<string, never>;
-  const ownRaw = own && 'raw' in own ? own.raw : undefined;
+  let ownRaw = known.own?.der;
+  if (!ownRaw) {
+    const own = socket.getCertificate() as PeerCertificate | null | Record<string, never>;
+    ownRaw = own && 'raw' in own ? own.raw : undefined;
+  }
   const cipher = socket.getCipher() as { name?: string } | undefined;
   const version = socket.getProtocol();
-  const hasCert = peerRaw !== undefined;
+  const hasCert = leaf !== undefined;
   const resumed = socket.isSessionReused();
   out.ssl = {
     // HAProxy's reading: SESS when the session holds a client certificate, CONN when it was sent

@@ -12,7 +12,6 @@ import {
   isProbablyPem,
   issuerNameMatches,
   nameKey,
-  parseCertificate,
   parseCrl,
   verifyCrlSignature,
   formatName,
@@ -21,7 +20,7 @@ import {
 } from '../pki/index.js';
 import type { Logger } from '../telemetry/index.js';
 import type { ListenerConfig } from './config.js';
-import type { Verdict } from './verdict.js';
+import { parseIntermediates, type Verdict } from './verdict.js';
 
 export type RevocationConfig = NonNullable<ListenerConfig['revocation']>;
 
@@ -98,22 +97,6 @@ export function loadCrlFiles(
     }
   }
   return out;
-}
-
-const parsedCache = new Map<string, Certificate>();
-function parseCached(der: Buffer): Certificate | undefined {
-  const key = der.toString('base64');
-  let c = parsedCache.get(key);
-  if (!c) {
-    try {
-      c = parseCertificate(der);
-    } catch {
-      return undefined;
-    }
-    if (parsedCache.size > 2_000) parsedCache.clear();
-    parsedCache.set(key, c);
-  }
-  return c;
 }
 
 interface FeedEvent {
@@ -373,11 +356,7 @@ export class RevocationChecker {
       }
     }
     if (this.#crls.length) {
-      const chain: Certificate[] = [v.leaf];
-      for (const der of v.chain.slice(1)) {
-        const c = parseCached(der);
-        if (c) chain.push(c);
-      }
+      const chain: Certificate[] = [v.leaf, ...parseIntermediates(v.chain)];
       for (let i = 0; i < chain.length; i++) {
         const cert = chain[i]!;
         const issuerKey = nameKey(cert.issuer);

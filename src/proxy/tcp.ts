@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { createServer } from 'node:tls';
+import type { Certificate } from '../pki/index.js';
 import type { Logger } from '../telemetry/index.js';
 import { proxyChannels } from '../telemetry/index.js';
 import { parseUpstream } from './config.js';
@@ -18,7 +19,11 @@ export interface TcpListenerOptions {
   tickets: TicketKeys;
   logger: Logger;
   /** Builds the PROXY v2 header for an admitted connection (identity.proxyProtocol: v2). */
-  proxyHeader?: (sock: TrackedSocket, connectionId: string) => Buffer;
+  proxyHeader?: (
+    sock: TrackedSocket,
+    connectionId: string,
+    known: { leaf: Certificate | undefined; own: Certificate | undefined },
+  ) => Buffer;
 }
 
 export async function startTcpListener(opts: TcpListenerOptions): Promise<RunningListener> {
@@ -73,7 +78,8 @@ export async function startTcpListener(opts: TcpListenerOptions): Promise<Runnin
     upstreams.add(up);
     up.setNoDelay(true);
     up.once('connect', () => {
-      if (cfg.identity.proxyProtocol === 'v2' && opts.proxyHeader) up.write(opts.proxyHeader(sock, id));
+      if (cfg.identity.proxyProtocol === 'v2' && opts.proxyHeader)
+        up.write(opts.proxyHeader(sock, id, { leaf: v.leaf, own: core.state.material.own[0] }));
       sock.pipe(up);
       up.pipe(sock);
       sock.resume();

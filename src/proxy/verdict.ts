@@ -125,17 +125,33 @@ export function completeChain(socket: TLSSocket): Buffer[] {
   return peerChain(socket.getPeerCertificate(true));
 }
 
-/** Parsed leaves by DER: the same clients reconnect with the same certificate all day. */
-const leafCache = new Map<string, Certificate>();
-function parseLeaf(der: Buffer): Certificate {
+/**
+ * Parsed certificates by DER: the same clients reconnect with the same certificates all day. Throws
+ * as parseCertificate does; bounded (oldest out first).
+ */
+const parsedCache = new Map<string, Certificate>();
+export function parseCertificateCached(der: Buffer): Certificate {
   const key = der.toString('latin1');
-  let c = leafCache.get(key);
+  let c = parsedCache.get(key);
   if (!c) {
     c = parseCertificate(der);
-    if (leafCache.size >= 10_000) leafCache.delete(leafCache.keys().next().value!);
-    leafCache.set(key, c);
+    if (parsedCache.size >= 10_000) parsedCache.delete(parsedCache.keys().next().value!);
+    parsedCache.set(key, c);
   }
   return c;
+}
+
+/** The certificates after the leaf that parse (an unparsable extra certificate is skipped). */
+export function parseIntermediates(chain: readonly Buffer[]): Certificate[] {
+  const out: Certificate[] = [];
+  for (const der of chain.slice(1)) {
+    try {
+      out.push(parseCertificateCached(der));
+    } catch {
+      // OpenSSL's verdict on the chain stands
+    }
+  }
+  return out;
 }
 
 /** The same, from the raw facts (unit-testable without a socket). */
@@ -155,7 +171,7 @@ export function classify(
     };
   let leaf: Certificate;
   try {
-    leaf = parseLeaf(chain[0]!);
+    leaf = parseCertificateCached(chain[0]!);
   } catch {
     return {
       accepted: false,
