@@ -37,7 +37,8 @@ function makeCa(name: string): Ca {
     profile: 'intermediate',
     subject: parseName(`CN=${name} Intermediate`),
     publicKey: spkiOf(intKey),
-    ttlMs: 24 * HOUR,
+    // Longer than a leaf's default 24 h: a leaf issued a second later must not outlive its issuer.
+    ttlMs: 47 * HOUR,
   });
   return {
     root: rootCert,
