@@ -14,8 +14,10 @@ import {
 } from '../doctor/index.js';
 import { readInput, readPassphraseFile } from '../files/index.js';
 import { parseTime, usage, type CliIo } from './context.js';
+import { registerDoctorConfig } from './doctor-config.js';
+import { registerDoctorConnect } from './doctor-connect.js';
 
-type Emit = (human: string[], json: unknown, code?: number) => void;
+export type Emit = (human: string[], json: unknown, code?: number) => void;
 
 const SIDE_TITLE: Record<Side, string> = {
   server: 'server (its certificate, key, chain, client CA bundle, CRL, nginx settings)',
@@ -59,16 +61,16 @@ export function renderReport(mode: string, report: DoctorReport): string[] {
   return lines;
 }
 
-function input(io: CliIo, path: string | undefined, what: string): InputFile | undefined {
+export function input(io: CliIo, path: string | undefined, what: string): InputFile | undefined {
   if (path === undefined) return undefined;
   return { path, data: readInput(resolve(io.cwd, path), what) };
 }
 
-function passphrase(io: CliIo, file: string | undefined): string | undefined {
+export function passphrase(io: CliIo, file: string | undefined): string | undefined {
   return file ? readPassphraseFile(resolve(io.cwd, file)) : undefined;
 }
 
-function finish(emit: Emit, mode: string, report: DoctorReport): void {
+export function finish(emit: Emit, mode: string, report: DoctorReport): void {
   emit(
     renderReport(mode, report),
     { ok: report.ok, failingSide: report.failingSide, findings: report.findings },
@@ -79,7 +81,9 @@ function finish(emit: Emit, mode: string, report: DoctorReport): void {
 export function registerDoctor(program: Command, io: CliIo, emit: Emit): Command {
   const doctor = program
     .command('doctor')
-    .description('say which side of an mTLS connection fails, why, and the exact fix (modes: files, pair)');
+    .description(
+      'say which side of an mTLS connection fails, why, and the exact fix (modes: files, pair, connect, config)',
+    );
 
   doctor
     .command('files')
@@ -222,10 +226,11 @@ for clients (nginx ssl_client_certificate). Exit 0 when nothing breaks, 1 when p
         finish(emit, 'pair', report);
       },
     );
-  // Extension points of issue 5: `doctor connect HOST:PORT` and `doctor config FILE` register here.
+  registerDoctorConnect(doctor, io, emit);
+  registerDoctorConfig(doctor, io, emit);
   return doctor;
 }
 
-function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+export function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }

@@ -2,18 +2,43 @@
 // computes; rendering, errors and exit codes are handled here.
 import { Command, CommanderError } from 'commander';
 import { MtlsError } from '../errors/index.js';
-import { registerCa } from './ca.js';
-import { registerCaClient } from './ca-client.js';
 import { renderError, exitCodeFor, type CliIo } from './context.js';
-import { registerCsr } from './csr.js';
-import { registerDoctor } from './doctor.js';
-import { registerInspect } from './inspect.js';
-import { registerProxy } from './proxy.js';
-import { registerIssue } from './issue.js';
-import { registerQuickstart } from './quickstart.js';
-import { registerVerify } from './verify.js';
 
 export const VERSION = '0.1.0';
+
+type Register = (program: Command, io: CliIo, emit: Emitter) => Promise<void>;
+
+// Each command's module is imported only when that command runs: `mtls doctor` must not pay for
+// loading the CA server, the proxy and their dependencies (the doctor answers in under 300 ms).
+// Help, version and unknown commands load them all, in this order (the order of `mtls --help`).
+const COMMANDS: [names: string[], register: Register][] = [
+  [['quickstart'], async (p, io, e) => (await import('./quickstart.js')).registerQuickstart(p, io, e)],
+  [['up'], async (p, io, e) => (await import('./up.js')).registerUp(p, io, e)],
+  [
+    ['ca', 'enroll', 'renew', 'revoke'],
+    async (p, io, e) => {
+      const [{ registerCa }, { registerCaClient }] = await Promise.all([
+        import('./ca.js'),
+        import('./ca-client.js'),
+      ]);
+      registerCaClient(p, registerCa(p, io, e), io, e);
+    },
+  ],
+  [['issue'], async (p, io, e) => void (await import('./issue.js')).registerIssue(p, io, e)],
+  [['csr'], async (p, io, e) => void (await import('./csr.js')).registerCsr(p, io, e)],
+  [['inspect'], async (p, io, e) => void (await import('./inspect.js')).registerInspect(p, io, e)],
+  [['verify'], async (p, io, e) => void (await import('./verify.js')).registerVerify(p, io, e)],
+  [['doctor'], async (p, io, e) => void (await import('./doctor.js')).registerDoctor(p, io, e)],
+  [['proxy'], async (p, io, e) => void (await import('./proxy.js')).registerProxy(p, io, e)],
+  [['agent'], async (p, io, e) => (await import('./agent.js')).registerAgent(p, io, e)],
+  [['exporter'], async (p, io, e) => (await import('./exporter.js')).registerExporter(p, io, e)],
+];
+
+async function registerCommands(program: Command, argv: readonly string[], io: CliIo, emit: Emitter) {
+  const first = argv.find((a) => !a.startsWith('-'));
+  const only = COMMANDS.find(([names]) => first !== undefined && names.includes(first));
+  for (const [, register] of only ? [only] : COMMANDS) await register(program, io, emit);
+}
 
 export interface Emitter {
   (human: string[], json: unknown, exitCode?: number): void;
@@ -35,15 +60,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     .version(VERSION)
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
-  registerQuickstart(program, io, emit);
-  const ca = registerCa(program, io, emit);
-  registerCaClient(program, ca, io, emit);
-  registerIssue(program, io, emit);
-  registerCsr(program, io, emit);
-  registerInspect(program, io, emit);
-  registerVerify(program, io, emit);
-  registerDoctor(program, io, emit);
-  registerProxy(program, io, emit);
+  await registerCommands(program, argv, io, emit);
   // Commander's own error printing is replaced by ours (a code and a fix line, JSON with --json).
   const quiet = { writeOut: io.stdout, writeErr: io.stderr, outputError: (): void => undefined };
   const all = (c: Command): Command[] => [c, ...c.commands.flatMap(all)];

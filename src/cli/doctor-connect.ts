@@ -1,0 +1,9 @@
+// mtls doctor connect: placeholder registered by doctor.ts; replaced by its implementation (issue 5).
+import type { Command } from 'commander';
+import type { CliIo } from './context.js';
+
+export function registerDoctorConnect(
+  _doctor: Command,
+  _io: CliIo,
+  _emit: (human: string[], json: unknown, code?: number) => void,
+): void {}
