@@ -2,12 +2,31 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadCaConfig, loadFileCa, startCaServer } from '../ca/index.js';
+import { loadCaConfig, loadFileCa, startCaServer, type FileCa } from '../ca/index.js';
 import { exportPrivateKeyPem, generateKey, spkiOf } from '../pki/index.js';
 import { openStore } from '../store/index.js';
 import { createLogger } from '../telemetry/index.js';
 import { caPassphrase, defaultCaDir, withCaOptions, type CliIo } from './context.js';
 import { writeLeaf } from './leaf-output.js';
+
+/**
+ * The first admin credential (the admins list defaults to cn:mtls-admin), issued offline once into
+ * DIR/admin; returns that directory. `mtls ca serve` and `mtls up` both need it.
+ */
+export function ensureAdminCredential(fileCa: FileCa, dir: string): string {
+  const adminDir = join(dir, 'admin');
+  if (!existsSync(join(adminDir, 'mtls-admin.crt'))) {
+    const key = generateKey('p256');
+    const issued = fileCa.issuer.issue({
+      profile: 'client',
+      subject: [[{ oid: '2.5.4.3', value: 'mtls-admin' }]],
+      publicKey: spkiOf(key),
+      ttlMs: 90 * 86_400_000,
+    });
+    writeLeaf(fileCa, adminDir, 'mtls-admin', issued, exportPrivateKeyPem(key), false);
+  }
+  return adminDir;
+}
 
 export function registerCaServe(
   ca: Command,
@@ -53,18 +72,7 @@ Stops cleanly on SIGTERM or Ctrl-C (in-flight requests finish).`,
         const dir = resolve(io.cwd, defaultCaDir(io, o.dir));
         const fileCa = loadFileCa(dir, caPassphrase(io, o.passphraseFile));
         const store = await openStore(config.db ?? `sqlite:${join(dir, 'ca.db')}`);
-        // The first admin credential, issued offline once (the admins list defaults to cn:mtls-admin).
-        const adminDir = join(dir, 'admin');
-        if (!existsSync(join(adminDir, 'mtls-admin.crt'))) {
-          const key = generateKey('p256');
-          const issued = fileCa.issuer.issue({
-            profile: 'client',
-            subject: [[{ oid: '2.5.4.3', value: 'mtls-admin' }]],
-            publicKey: spkiOf(key),
-            ttlMs: 90 * 86_400_000,
-          });
-          writeLeaf(fileCa, adminDir, 'mtls-admin', issued, exportPrivateKeyPem(key), false);
-        }
+        const adminDir = ensureAdminCredential(fileCa, dir);
         const running = await startCaServer({
           ca: fileCa,
           store,
