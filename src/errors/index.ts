@@ -78,6 +78,21 @@ export const ERROR_CODES = {
   MTLS_PROXY_UNSUPPORTED: 'The proxy configuration uses a feature this version does not run yet.',
   MTLS_PROXY_TLS_CONFIG: "A listener's certificate, key or client CA bundle cannot be loaded.",
   MTLS_PROXY_LISTEN: 'A proxy listener could not bind its address (in use, or not permitted).',
+  MTLS_NODE_FILES:
+    "The agent's files for an identity (..data, key.pem, fullchain.pem, ca.pem) are missing, unreadable or do not match.",
+  MTLS_NODE_UNSAFE_OPTION:
+    'An option given to createMtlsAgent or createMtlsDispatcher would weaken verification (rejectUnauthorized: false, a custom connector).',
+  MTLS_EXPORTER_LISTEN: 'The exporter could not bind its metrics address (in use, or not permitted).',
+  MTLS_AGENT_NO_TOKEN:
+    'An agent identity has no usable certificate and no enrollment token (token or tokenFile) to get one.',
+  MTLS_AGENT_BAD_ANSWER:
+    "The CA's answer does not fit the request (unreadable, or a certificate for another key); the agent wrote nothing.",
+  MTLS_AGENT_FILES:
+    "An agent identity directory does not hold a consistent key and certificate (no ..data version, missing file, or a key that does not match).",
+  MTLS_AGENT_EXPIRED: "An agent identity's certificate has expired (or there is none yet).",
+  MTLS_AGENT_HOOK: 'A reload hook failed (signal, command or URL); the new files are in place anyway.',
+  MTLS_CA_STAGED_EXISTS: 'A staged root already exists in the CA directory; activate it or remove staged/ first.',
+  MTLS_CA_NO_STAGED_ROOT: 'There is no staged root in the CA directory to activate.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
