@@ -88,10 +88,11 @@ export const ERROR_CODES = {
   MTLS_AGENT_BAD_ANSWER:
     "The CA's answer does not fit the request (unreadable, or a certificate for another key); the agent wrote nothing.",
   MTLS_AGENT_FILES:
-    "An agent identity directory does not hold a consistent key and certificate (no ..data version, missing file, or a key that does not match).",
+    'An agent identity directory does not hold a consistent key and certificate (no ..data version, missing file, or a key that does not match).',
   MTLS_AGENT_EXPIRED: "An agent identity's certificate has expired (or there is none yet).",
   MTLS_AGENT_HOOK: 'A reload hook failed (signal, command or URL); the new files are in place anyway.',
-  MTLS_CA_STAGED_EXISTS: 'A staged root already exists in the CA directory; activate it or remove staged/ first.',
+  MTLS_CA_STAGED_EXISTS:
+    'A staged root already exists in the CA directory; activate it or remove staged/ first.',
   MTLS_CA_NO_STAGED_ROOT: 'There is no staged root in the CA directory to activate.',
 } as const;
 
