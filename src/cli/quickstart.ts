@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { caExists, initFileCa, loadFileCa } from '../ca/index.js';
+import { caExists, initFileCa, loadFileCa, type FileCa } from '../ca/index.js';
 import { parseDuration } from '../config/index.js';
 import { writeFileAtomic } from '../files/index.js';
 import { exportPrivateKeyPem, generateKey, parseSanList, spkiOf } from '../pki/index.js';
@@ -12,6 +12,44 @@ import { defaultCaDir, type CliIo } from './context.js';
 import { writeLeaf } from './leaf-output.js';
 
 const PASSPHRASE_FILE = 'passphrase';
+
+export interface LocalCa {
+  dir: string;
+  ca: FileCa;
+  created: boolean;
+  notes: string[];
+}
+
+/**
+ * The local CA of `mtls quickstart` and `mtls up`: created once in DIR (default ./mtls-data) with a
+ * generated passphrase in DIR/passphrase (0600) unless MTLS_CA_PASSPHRASE is set, then reused.
+ */
+export function openLocalCa(
+  io: CliIo,
+  dirOpt: string | undefined,
+  name: string,
+  trustDomain?: string,
+): LocalCa {
+  const dir = resolve(io.cwd, defaultCaDir(io, dirOpt));
+  const notes: string[] = [];
+  let passphrase = io.env.MTLS_CA_PASSPHRASE || undefined;
+  const passFile = join(dir, PASSPHRASE_FILE);
+  let created = false;
+  if (!caExists(dir)) {
+    if (!passphrase) {
+      passphrase = randomBytes(24).toString('base64url');
+      notes.push(
+        `MTLS_CA_PASSPHRASE was not set: generated one in ${relative(io.cwd, passFile)} (0600). For a real CA, set MTLS_CA_PASSPHRASE and keep it elsewhere.`,
+      );
+    }
+    initFileCa({ dir, name, keyType: 'p256', passphrase, ...(trustDomain ? { trustDomain } : {}) });
+    if (!io.env.MTLS_CA_PASSPHRASE) writeFileAtomic(passFile, passphrase + '\n', 0o600);
+    created = true;
+  } else if (!passphrase && existsSync(passFile)) {
+    passphrase = readFileSync(passFile, 'utf8').split(/\r?\n/)[0];
+  }
+  return { dir, ca: loadFileCa(dir, passphrase), created, notes };
+}
 
 export function registerQuickstart(
   program: Command,
@@ -32,26 +70,7 @@ export function registerQuickstart(
     )
     .action((o: { dir?: string; ttl: string }) => {
       const ttlMs = parseDuration(o.ttl, '--ttl');
-      const dirArg = defaultCaDir(io, o.dir);
-      const dir = resolve(io.cwd, dirArg);
-      const notes: string[] = [];
-      let passphrase = io.env.MTLS_CA_PASSPHRASE || undefined;
-      const passFile = join(dir, PASSPHRASE_FILE);
-      let created = false;
-      if (!caExists(dir)) {
-        if (!passphrase) {
-          passphrase = randomBytes(24).toString('base64url');
-          notes.push(
-            `MTLS_CA_PASSPHRASE was not set: generated one in ${relative(io.cwd, passFile)} (0600). For a real CA, set MTLS_CA_PASSPHRASE and keep it elsewhere.`,
-          );
-        }
-        initFileCa({ dir, name: 'mtlskit quickstart', keyType: 'p256', passphrase });
-        if (!io.env.MTLS_CA_PASSPHRASE) writeFileAtomic(passFile, passphrase + '\n', 0o600);
-        created = true;
-      } else if (!passphrase && existsSync(passFile)) {
-        passphrase = readFileSync(passFile, 'utf8').split(/\r?\n/)[0];
-      }
-      const ca = loadFileCa(dir, passphrase);
+      const { dir, ca, created, notes } = openLocalCa(io, o.dir, 'mtlskit quickstart');
       const out = join(dir, 'quickstart');
       const serverKey = generateKey('p256');
       const server = ca.issuer.issue({
