@@ -240,6 +240,7 @@ export async function startProxy(
         current = next;
         watcher?.update(watchedFiles(next, opts.configPath));
         logger.info({ event: 'reloaded', why, listeners: changed }, 'configuration reloaded');
+        proxyChannels.reload.publish({ result: 'applied', why });
         return { ok: true, changed };
       } catch (e) {
         const err = isMtlsError(e)
@@ -252,6 +253,7 @@ export async function startProxy(
           { event: 'reload_rejected', why, code: err.code, err: err.message, fix: err.fix },
           'reload rejected; the running configuration is kept',
         );
+        proxyChannels.reload.publish({ result: 'rejected', why });
         return { ok: false, changed: [], error: err };
       }
     };

@@ -89,7 +89,15 @@ export interface ProxyOutboundEvent {
   side?: string;
 }
 
+export interface ProxyReloadEvent {
+  /** applied (the new configuration and files serve new connections) or rejected (the old ones kept). */
+  result: 'applied' | 'rejected';
+  /** What asked for it: file change, SIGHUP, a caller. */
+  why: string;
+}
+
 export const proxyChannels = {
+  reload: channel('mtls:proxy:reload'),
   outbound: channel('mtls:proxy:outbound'),
   handshake: channel('mtls:proxy:handshake'),
   request: channel('mtls:proxy:request'),

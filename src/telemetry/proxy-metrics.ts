@@ -8,6 +8,7 @@ import {
   type ProxyConnectionEvent,
   type ProxyHandshakeEvent,
   type ProxyOutboundEvent,
+  type ProxyReloadEvent,
   type ProxyRequestEvent,
   type ProxyUpstreamErrorEvent,
 } from './channels.js';
@@ -87,6 +88,12 @@ export function createProxyMetrics(
     labelNames: ['outbound', 'result', 'side'],
     registers: [registry],
   });
+  const reloads = new Counter({
+    name: 'mtls_proxy_reloads_total',
+    help: 'Reloads of the configuration and the files it names, by result (applied, or rejected: the running ones kept).',
+    labelNames: ['result'],
+    registers: [registry],
+  });
   const sources = opts.sources;
   new Gauge({
     name: 'mtls_proxy_certificate_expiry_timestamp_seconds',
@@ -155,7 +162,11 @@ export function createProxyMetrics(
     const e = m as ProxyOutboundEvent;
     outboundConns.inc({ outbound: e.outbound, result: e.result, side: e.side ?? '' });
   };
+  const onReload = (m: unknown): void => {
+    reloads.inc({ result: (m as ProxyReloadEvent).result });
+  };
   const subs: [keyof typeof proxyChannels, (m: unknown) => void][] = [
+    ['reload', onReload],
     ['outbound', onOutbound],
     ['handshake', onHandshake],
     ['request', onRequest],

@@ -210,6 +210,12 @@ describe('mtls proxy hot reload', () => {
           .filter((l) => l.includes('"why":"SIGHUP"')).length > before,
     );
     expect(await get(proxy.listeners.api!, false)).toBe(200);
+    // Every reload is counted by result: the rotations and SIGHUP applied, the broken configs rejected.
+    const m = (await call(`http://127.0.0.1:${proxy.adminPort}`, { path: '/metrics' })).body.toString();
+    const count = (result: string): number =>
+      Number(new RegExp(`mtls_proxy_reloads_total\\{result="${result}"\\} (\\d+)`).exec(m)?.[1] ?? 0);
+    expect(count('applied')).toBeGreaterThanOrEqual(11);
+    expect(count('rejected')).toBeGreaterThanOrEqual(2);
   });
 
   it('resumes TLS 1.3 sessions, also on a second proxy that shares the ticket-key file', async () => {
