@@ -789,7 +789,7 @@ export class Authority {
       serial: cert.serial,
       certificate: issued.pem,
       chain: issued.pem + this.#ca.intermediatePem,
-      ca: this.#ca.rootPem,
+      ca: this.#ca.trustPem,
       notBefore: cert.notBefore.toISOString(),
       notAfter: cert.notAfter.toISOString(),
     };

@@ -1,7 +1,7 @@
 // The offline CA kept as files in a directory: root + intermediate with encrypted keys, a trust
 // bundle, and a small metadata file. The online service (mtls ca serve) loads the same directory.
 import type { KeyObject } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { MtlsError } from '../errors/index.js';
 import { readInput, writeFilesAtomic } from '../files/index.js';
@@ -12,6 +12,7 @@ import {
   fingerprint256,
   generateKey,
   parseCertificate,
+  encodePem,
   readCertificates,
   readPrivateKey,
   selfSign,
@@ -35,6 +36,14 @@ export const CA_FILES = {
   rootCrl: 'root.crl',
 } as const;
 
+/**
+ * Root rotation: `mtls ca root stage` writes the next root + intermediate into staged/ (same file
+ * names) and adds the new root to ca.pem; `mtls ca root activate` moves the current pair into
+ * retired/<time>/ and the staged pair into place. ca.pem (what /v1/roots publishes and the mTLS
+ * listener trusts) keeps every root until an operator removes one.
+ */
+export const CA_ROTATION_DIRS = { staged: 'staged', retired: 'retired' } as const;
+
 export interface CaMeta {
   format: 1;
   name: string;
@@ -43,6 +52,8 @@ export interface CaMeta {
   createdAt: string;
   rootFingerprint: string;
   keysEncrypted: boolean;
+  /** Fingerprints of roots this CA issued under before a rotation (newest last). */
+  retiredRootFingerprints?: string[];
 }
 
 export interface InitCaOptions {
@@ -71,6 +82,13 @@ export interface FileCa {
   intermediatePem: string;
   /** root.crl when present (made by ca init, refreshed by mtls ca root-crl). */
   rootCrlPem: string | undefined;
+  /**
+   * Every root this CA publishes at /v1/roots and trusts on its mTLS listener: ca.pem (the current
+   * root, plus a staged or a retired one during a rotation). Mutable: mtls ca serve reloads it on SIGHUP.
+   */
+  trustPem: string;
+  /** The staged root of a rotation in progress. */
+  stagedRoot: Certificate | undefined;
 }
 
 const DAY = 86_400_000;
@@ -96,31 +114,7 @@ export function initFileCa(opts: InitCaOptions): { meta: CaMeta; files: string[]
     );
   }
   const clock = opts.clock ?? systemClock;
-  const rootName: DistinguishedName = [
-    [{ oid: '2.5.4.10', value: opts.name }],
-    [{ oid: '2.5.4.3', value: `${opts.name} Root` }],
-  ];
-  const intName: DistinguishedName = [
-    [{ oid: '2.5.4.10', value: opts.name }],
-    [{ oid: '2.5.4.3', value: `${opts.name} Intermediate` }],
-  ];
-  const rootKey = generateKey(opts.keyType);
-  const root = selfSign(
-    rootKey,
-    { profile: 'root', subject: rootName, ttlMs: opts.rootTtlMs ?? 3650 * DAY },
-    clock,
-  );
-  const rootCert = parseCertificate(root.der);
-  const intKey = generateKey(opts.keyType);
-  const intermediate = createIssuer(rootCert, rootKey, clock).issue({
-    profile: 'intermediate',
-    subject: intName,
-    publicKey: spkiOf(intKey),
-    ttlMs: Math.min(
-      opts.intermediateTtlMs ?? 5 * 365 * DAY,
-      rootCert.notAfter.getTime() - clock.now().getTime(),
-    ),
-  });
+  const { rootKey, root, rootCert, intKey, intermediate } = makeRootPair(opts, clock);
   const meta: CaMeta = {
     format: 1,
     name: opts.name,
@@ -145,6 +139,48 @@ export function initFileCa(opts: InitCaOptions): { meta: CaMeta; files: string[]
   ];
   writeFilesAtomic(files);
   return { meta, files: files.map((f) => f.path) };
+}
+
+interface RootPair {
+  rootKey: KeyObject;
+  root: ReturnType<typeof selfSign>;
+  rootCert: Certificate;
+  intKey: KeyObject;
+  intermediate: ReturnType<typeof selfSign>;
+}
+
+/** A new root and an intermediate signed by it (ca init, and the staged pair of a rotation). */
+function makeRootPair(
+  opts: Pick<InitCaOptions, 'name' | 'keyType' | 'rootTtlMs' | 'intermediateTtlMs'> & { generation?: string },
+  clock: Clock,
+): RootPair {
+  const suffix = opts.generation ? ` ${opts.generation}` : '';
+  const rootName: DistinguishedName = [
+    [{ oid: '2.5.4.10', value: opts.name }],
+    [{ oid: '2.5.4.3', value: `${opts.name} Root${suffix}` }],
+  ];
+  const intName: DistinguishedName = [
+    [{ oid: '2.5.4.10', value: opts.name }],
+    [{ oid: '2.5.4.3', value: `${opts.name} Intermediate${suffix}` }],
+  ];
+  const rootKey = generateKey(opts.keyType);
+  const root = selfSign(
+    rootKey,
+    { profile: 'root', subject: rootName, ttlMs: opts.rootTtlMs ?? 3650 * DAY },
+    clock,
+  );
+  const rootCert = parseCertificate(root.der);
+  const intKey = generateKey(opts.keyType);
+  const intermediate = createIssuer(rootCert, rootKey, clock).issue({
+    profile: 'intermediate',
+    subject: intName,
+    publicKey: spkiOf(intKey),
+    ttlMs: Math.min(
+      opts.intermediateTtlMs ?? 5 * 365 * DAY,
+      rootCert.notAfter.getTime() - clock.now().getTime(),
+    ),
+  });
+  return { rootKey, root, rootCert, intKey, intermediate };
 }
 
 const ROOT_CRL_VALIDITY_MS = 365 * DAY;
@@ -228,7 +264,188 @@ export function loadFileCa(
   const rootCrlPem = existsSync(rootCrlPath)
     ? readInput(rootCrlPath, 'root CRL').toString('latin1')
     : undefined;
-  return { dir, meta, root, intermediate, issuer, issuerKey: key, rootPem, intermediatePem, rootCrlPem };
+  const staged = stagedRootOf(dir);
+  return {
+    dir,
+    meta,
+    root,
+    intermediate,
+    issuer,
+    issuerKey: key,
+    rootPem,
+    intermediatePem,
+    rootCrlPem,
+    trustPem: loadTrustPem(dir, rootPem),
+    stagedRoot: staged,
+  };
+}
+
+function stagedRootOf(dir: string): Certificate | undefined {
+  const p = join(dir, CA_ROTATION_DIRS.staged, CA_FILES.rootCert);
+  return existsSync(p) ? readCertificates(readInput(p, 'staged root certificate'), p)[0] : undefined;
+}
+
+/**
+ * The roots to publish and trust: ca.pem, always with the current root and any staged root in it
+ * (older CA directories have ca.pem = root.crt, which reads the same).
+ */
+export function loadTrustPem(dirInput: string, rootPem?: string): string {
+  const dir = resolve(dirInput);
+  const bundlePath = join(dir, CA_FILES.bundle);
+  const current = rootPem ?? readInput(join(dir, CA_FILES.rootCert), 'root certificate').toString('latin1');
+  const parts: Certificate[] = existsSync(bundlePath)
+    ? readCertificates(readInput(bundlePath, 'CA trust bundle'), bundlePath)
+    : [];
+  const staged = stagedRootOf(dir);
+  for (const c of [
+    ...readCertificates(Buffer.from(current), CA_FILES.rootCert),
+    ...(staged ? [staged] : []),
+  ]) {
+    if (!parts.some((p) => p.der.equals(c.der))) parts.push(c);
+  }
+  return parts.map((c) => encodePem('CERTIFICATE', c.der)).join('');
+}
+
+function readCaKey(path: string, passphrase: string | undefined, what: string): KeyObject {
+  try {
+    return readPrivateKey(readInput(path, what), passphrase, path).key;
+  } catch (e) {
+    if (e instanceof MtlsError && e.code === 'MTLS_PKI_KEY_ENCRYPTED') {
+      throw new MtlsError(
+        'MTLS_CA_PASSPHRASE_REQUIRED',
+        `The ${what} ${path} is encrypted and no passphrase was given.`,
+        { fix: 'Set MTLS_CA_PASSPHRASE or pass --passphrase-file FILE.' },
+      );
+    }
+    throw e;
+  }
+}
+
+/**
+ * First step of a root rotation: a new root + intermediate in staged/ (keys encrypted with the CA
+ * passphrase, like ca init), and the new root appended to ca.pem so that /v1/roots publishes it and
+ * agents trust it before any certificate is issued under it.
+ */
+export function stageRoot(
+  dirInput: string,
+  passphrase: string | undefined,
+  opts: { rootTtlMs?: number; intermediateTtlMs?: number; clock?: Clock } = {},
+): { fingerprint: string; files: string[] } {
+  const dir = resolve(dirInput);
+  const clock = opts.clock ?? systemClock;
+  const ca = loadFileCa(dir, passphrase, clock);
+  // The current root key must decrypt too: the same passphrase protects the next one.
+  readCaKey(join(dir, CA_FILES.rootKey), passphrase, 'root key');
+  const stagedDir = join(dir, CA_ROTATION_DIRS.staged);
+  if (existsSync(stagedDir)) {
+    throw new MtlsError('MTLS_CA_STAGED_EXISTS', `${stagedDir} already holds a staged root.`, {
+      fix: `Activate it with: mtls ca root activate --dir ${dirInput}   (or remove ${stagedDir} if it was never published)`,
+    });
+  }
+  if (ca.meta.keysEncrypted && passphrase === undefined) {
+    throw new MtlsError(
+      'MTLS_CA_PASSPHRASE_REQUIRED',
+      'The CA keys are encrypted and no passphrase was given.',
+      {
+        fix: 'Set MTLS_CA_PASSPHRASE or pass --passphrase-file FILE.',
+      },
+    );
+  }
+  const generation = clock.now().toISOString().slice(0, 10);
+  const pair = makeRootPair(
+    {
+      name: ca.meta.name,
+      keyType: ca.meta.keyType,
+      generation,
+      ...(opts.rootTtlMs !== undefined ? { rootTtlMs: opts.rootTtlMs } : {}),
+      ...(opts.intermediateTtlMs !== undefined ? { intermediateTtlMs: opts.intermediateTtlMs } : {}),
+    },
+    clock,
+  );
+  const pass = ca.meta.keysEncrypted ? passphrase : undefined;
+  const files = [
+    { path: join(stagedDir, CA_FILES.rootKey), data: exportPrivateKeyPem(pair.rootKey, pass), mode: 0o600 },
+    {
+      path: join(stagedDir, CA_FILES.intermediateKey),
+      data: exportPrivateKeyPem(pair.intKey, pass),
+      mode: 0o600,
+    },
+    { path: join(stagedDir, CA_FILES.rootCert), data: pair.root.pem },
+    { path: join(stagedDir, CA_FILES.intermediateCert), data: pair.intermediate.pem },
+    { path: join(stagedDir, CA_FILES.rootCrl), data: rootCrlPem(pair.rootCert, pair.rootKey, clock.now()) },
+  ];
+  writeFilesAtomic(files);
+  // ca.pem last: until this rename the staged root is not published (loadTrustPem adds it anyway).
+  const bundle = loadTrustPem(dir, ca.rootPem);
+  writeFilesAtomic([{ path: join(dir, CA_FILES.bundle), data: bundle }], { overwrite: true });
+  return {
+    fingerprint: fingerprint256(pair.rootCert),
+    files: [...files.map((f) => f.path), join(dir, CA_FILES.bundle)],
+  };
+}
+
+/**
+ * Second step: the staged pair becomes the issuer. The current pair is kept in retired/<time>/; ca.pem
+ * keeps the old root (certificates issued under it stay valid until they expire). A running
+ * mtls ca serve issues with the new intermediate after its next restart.
+ */
+export function activateStagedRoot(
+  dirInput: string,
+  passphrase: string | undefined,
+  clock: Clock = systemClock,
+): { fingerprint: string; previousFingerprint: string; retiredDir: string } {
+  const dir = resolve(dirInput);
+  const stagedDir = join(dir, CA_ROTATION_DIRS.staged);
+  if (!existsSync(join(stagedDir, CA_FILES.rootCert))) {
+    throw new MtlsError('MTLS_CA_NO_STAGED_ROOT', `There is no staged root in ${dir}.`, {
+      fix: `Stage one first: mtls ca root stage --dir ${dirInput}, then wait until every agent's trust bundle holds it.`,
+    });
+  }
+  const current = loadFileCa(dir, passphrase, clock);
+  // The staged pair must load with this passphrase before anything moves.
+  const staged = loadFileCa(stagedDirAsCa(dir, current.meta), passphrase, clock);
+  readCaKey(join(stagedDir, CA_FILES.rootKey), passphrase, 'staged root key');
+  const stamp = clock.now().toISOString().replace(/:/g, '-');
+  const retiredDir = join(dir, CA_ROTATION_DIRS.retired, stamp);
+  mkdirSync(retiredDir, { recursive: true, mode: 0o700 });
+  for (const f of [
+    CA_FILES.rootCert,
+    CA_FILES.rootKey,
+    CA_FILES.intermediateCert,
+    CA_FILES.intermediateKey,
+    CA_FILES.rootCrl,
+  ]) {
+    if (existsSync(join(dir, f))) cpSync(join(dir, f), join(retiredDir, f), { preserveTimestamps: true });
+  }
+  const meta: CaMeta = {
+    ...current.meta,
+    rootFingerprint: fingerprint256(staged.root),
+    retiredRootFingerprints: [...(current.meta.retiredRootFingerprints ?? []), current.meta.rootFingerprint],
+  };
+  const bundle = loadTrustPem(dir, current.rootPem);
+  const read = (f: string): Buffer => readInput(join(stagedDir, f), f);
+  writeFilesAtomic(
+    [
+      { path: join(dir, CA_FILES.rootKey), data: read(CA_FILES.rootKey), mode: 0o600 },
+      { path: join(dir, CA_FILES.intermediateKey), data: read(CA_FILES.intermediateKey), mode: 0o600 },
+      { path: join(dir, CA_FILES.rootCert), data: read(CA_FILES.rootCert) },
+      { path: join(dir, CA_FILES.intermediateCert), data: read(CA_FILES.intermediateCert) },
+      { path: join(dir, CA_FILES.rootCrl), data: read(CA_FILES.rootCrl) },
+      { path: join(dir, CA_FILES.bundle), data: bundle },
+      { path: join(dir, CA_FILES.meta), data: JSON.stringify(meta, null, 2) + '\n' },
+    ],
+    { overwrite: true },
+  );
+  rmSync(stagedDir, { recursive: true, force: true });
+  return { fingerprint: meta.rootFingerprint, previousFingerprint: current.meta.rootFingerprint, retiredDir };
+}
+
+/** staged/ has no ca.json of its own: loadFileCa reads it through a temporary view. */
+function stagedDirAsCa(dir: string, meta: CaMeta): string {
+  const stagedDir = join(dir, CA_ROTATION_DIRS.staged);
+  if (!existsSync(join(stagedDir, CA_FILES.meta)))
+    writeFilesAtomic([{ path: join(stagedDir, CA_FILES.meta), data: JSON.stringify(meta, null, 2) + '\n' }]);
+  return stagedDir;
 }
 
 /** Re-signs root.crl with the root key (which stays offline otherwise). */

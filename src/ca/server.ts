@@ -51,6 +51,11 @@ export interface RunningCa {
   publicUrl: string;
   mtlsUrl: string;
   httpUrl: string | undefined;
+  /**
+   * Replaces the published roots and the mTLS listener's trust anchors (root rotation: a staged root
+   * is published and trusted before anything is issued under it). Running connections keep theirs.
+   */
+  reloadTrust(trustPem: string): void;
   close(): Promise<void>;
 }
 
@@ -257,7 +262,7 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
   const pub = Fastify({ ...common, https: tls });
   const mtls = Fastify({
     ...common,
-    https: { ...tls, ca: ca.rootPem, requestCert: true, rejectUnauthorized: true },
+    https: { ...tls, ca: ca.trustPem, requestCert: true, rejectUnauthorized: true },
   });
   const http = httpPort ? Fastify(common) : undefined;
   for (const app of [pub, mtls, http]) if (app) installErrorHandling(app);
@@ -290,7 +295,7 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
         return reply.code(503).send({ status: 'unavailable', code: err.code, message: err.message });
       }
     });
-    app.get('/v1/roots', (_req, reply) => reply.type('application/x-pem-file').send(ca.rootPem));
+    app.get('/v1/roots', (_req, reply) => reply.type('application/x-pem-file').send(ca.trustPem));
     app.get('/v1/crl', async (req, reply) => {
       const crl = await auth().crl();
       void reply.header(
@@ -536,6 +541,13 @@ export async function startCaServer(opts: CaServerOptions): Promise<RunningCa> {
     publicUrl: urlOf(pub, 'https'),
     mtlsUrl: urlOf(mtls, 'https'),
     httpUrl,
+    reloadTrust: (trustPem) => {
+      (mtls.server as unknown as { setSecureContext(o: object): void }).setSecureContext({
+        ...tls,
+        ca: trustPem,
+      });
+      ca.trustPem = trustPem;
+    },
     close: async () => {
       clearInterval(poll);
       metrics.close();

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadCaConfig, loadFileCa, startCaServer, type FileCa } from '../ca/index.js';
+import { loadCaConfig, loadFileCa, loadTrustPem, startCaServer, type FileCa } from '../ca/index.js';
 import { exportPrivateKeyPem, generateKey, spkiOf } from '../pki/index.js';
 import { openStore } from '../store/index.js';
 import { createLogger } from '../telemetry/index.js';
@@ -50,7 +50,8 @@ export function registerCaServe(
       `
 Example:
   MTLS_CA_PASSPHRASE=… mtls ca serve --dir ./ca --listen 127.0.0.1:8443 --mtls-listen 127.0.0.1:8444 --http-listen 127.0.0.1:8080
-Stops cleanly on SIGTERM or Ctrl-C (in-flight requests finish).`,
+Stops cleanly on SIGTERM or Ctrl-C (in-flight requests finish). SIGHUP re-reads ca.pem and a staged
+root (mtls ca root stage): /v1/roots then publishes them and the mTLS listener trusts them.`,
     )
     .action(
       async (o: {
@@ -79,11 +80,28 @@ Stops cleanly on SIGTERM or Ctrl-C (in-flight requests finish).`,
           config,
           logger: createLogger({ level: o.logLevel, name: 'mtls-ca' }),
         });
+        // SIGHUP re-reads ca.pem (and a staged root): the roots published at /v1/roots and trusted
+        // by the mTLS listener. A new issuer (mtls ca root activate) needs a restart.
+        const logger = createLogger({ level: o.logLevel, name: 'mtls-ca' });
+        const hup = (): void => {
+          try {
+            const pem = loadTrustPem(dir, fileCa.rootPem);
+            running.reloadTrust(pem);
+            logger.warn(
+              { event: 'trust_reloaded', roots: (pem.match(/BEGIN CERTIFICATE/g) ?? []).length },
+              'SIGHUP: trust bundle reloaded',
+            );
+          } catch (e) {
+            logger.error({ err: e }, `SIGHUP: trust bundle not reloaded: ${(e as Error).message}`);
+          }
+        };
+        process.on('SIGHUP', hup);
         // Signal handlers go in before "ready" is printed: a supervisor may stop us right after.
         const stopped = new Promise<void>((done) => {
           const stop = (): void => {
             process.off('SIGTERM', stop);
             process.off('SIGINT', stop);
+            process.off('SIGHUP', hup);
             void running
               .close()
               .then(() => store.close())

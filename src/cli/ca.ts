@@ -22,6 +22,7 @@ import { isIP } from 'node:net';
 import { caPassphrase, collect, defaultCaDir, withCaOptions, type CliIo } from './context.js';
 import { checkTrustDomain, LEAF_PROFILES } from './issue.js';
 import { registerCaServe } from './ca-serve.js';
+import { registerCaRoot } from './ca-root.js';
 import { writeLeaf } from './leaf-output.js';
 
 type Emit = (human: string[], json: unknown) => void;
@@ -31,6 +32,7 @@ export function registerCa(program: Command, io: CliIo, emit: Emit): Command {
     .command('ca')
     .description('the certificate authority: offline as files, or online with mtls ca serve');
   registerCaServe(ca, io, emit);
+  registerCaRoot(ca, io, emit);
 
   ca.command('init')
     .description('create a root and an intermediate CA with encrypted keys')
