@@ -188,6 +188,63 @@ export const DOCTOR_CODES = {
     side: 'server',
     fix: '`ssl_verify_client on;` with `ssl_client_certificate CLIENT-CA;`.',
   },
+  // ---- connect mode (a live handshake): what the network and the server's answers show.
+  connect_refused: {
+    meaning: 'Nothing listens at HOST:PORT (connection refused): the server is down or failed to start.',
+    side: 'network',
+    fix: 'Start the server and read its log (`nginx -t` says why nginx does not start), or check the port.',
+  },
+  connect_timeout: {
+    meaning: 'No TCP connection, TLS handshake or answer within --timeout (a firewall, or not a TLS port).',
+    side: 'network',
+    fix: 'Check the address, the port and the firewalls (`nc -vz HOST PORT`).',
+  },
+  connect_failed: {
+    meaning: 'HOST:PORT cannot be reached: the name does not resolve, or there is no route.',
+    side: 'network',
+    fix: 'Check the name (`getent hosts HOST`) and the route.',
+  },
+  not_tls: {
+    meaning:
+      'The server does not speak TLS on that port (it answered in plain HTTP, or with something else).',
+    side: 'network',
+    fix: 'Connect to the TLS port, or enable TLS on that listener (`listen 443 ssl;`).',
+  },
+  protocol_mismatch: {
+    meaning:
+      'The handshake failed on versions, cipher suites or parameters (an alert such as protocol_version or handshake_failure).',
+    side: 'both',
+    fix: 'Allow a common version: `ssl_protocols TLSv1.2 TLSv1.3;` on the server, a current TLS library on the client.',
+  },
+  client_cert_rejected: {
+    meaning:
+      'The server refused the client certificate without saying why (nginx "400 The SSL certificate error", an alert), and the client files show no fault: the server’s client CA bundle, CRL or depth is the likely cause.',
+    side: 'server, or client when the server sent no acceptable CA names to compare with',
+    fix: 'On the server: `openssl verify -CAfile CLIENT-CA -untrusted client.chain.pem client.crt` with its ssl_client_certificate (and ssl_crl), or `mtls doctor config nginx.conf`.',
+  },
+  identity_not_allowed: {
+    meaning: 'The certificate is valid but its identity is not allowed here (mtls proxy answers 403).',
+    side: 'server',
+    fix: 'Add an allow rule for the identity to the proxy config, or use a certificate with an allowed identity.',
+  },
+  revocation_unavailable: {
+    meaning:
+      'The server cannot establish revocation status (mtls proxy answers 503: its revocation feed is stale).',
+    side: 'server',
+    fix: 'Bring the CA’s revocation feed back (`mtls ca serve`), or check the proxy’s revocation settings.',
+  },
+  http_to_https_port: {
+    meaning:
+      'nginx answered "400 The plain HTTP request was sent to HTTPS port" inside TLS: something in front (an L7 proxy) terminates TLS and forwards plain HTTP to an HTTPS port.',
+    side: 'server',
+    fix: 'Point the proxy in front at the HTTP port, or make it forward with TLS (`proxy_pass https://…;`).',
+  },
+  connected: {
+    meaning:
+      'What the live handshake showed (info): protocol, the server chain, whether a client certificate was asked for, the HTTP answer.',
+    side: 'none',
+    fix: 'Nothing to fix.',
+  },
 } as const satisfies Record<string, DoctorCodeInfo>;
 
 export type DoctorCode = keyof typeof DOCTOR_CODES;

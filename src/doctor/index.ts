@@ -5,3 +5,13 @@ export type { InputFile } from './load.js';
 export { checkFiles, type FilesInput } from './files.js';
 export { checkPair, DEFAULT_VERIFY_DEPTH, type PairInput } from './pair.js';
 export { reissueCommand, type Role } from './checks.js';
+export {
+  checkConnect,
+  diagnose,
+  connectReport,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  type ConnectInput,
+  type ConnectReport,
+  type ConnectFinding,
+  type ConnectSide,
+} from './connect.js';
