@@ -3,6 +3,7 @@
 // src/errors/errors.test.ts fails when a page and its table drift apart.
 import { writeFileSync } from 'node:fs';
 import { toJSONSchema } from 'zod';
+import { AgentConfigSchema } from '../src/agent/config.js';
 import { CaConfigSchema } from '../src/ca/policy.js';
 import { ERROR_CODES } from '../src/errors/index.js';
 import { ProxyConfigSchema } from '../src/proxy/config.js';
@@ -76,7 +77,14 @@ export function renderProxyConfigSchema(): string {
   return JSON.stringify({ ...schema, title: 'mtlskit proxy configuration (proxy.yaml)' }, null, 2) + '\n';
 }
 
+/** JSON Schema of agent.yaml. */
+export function renderAgentConfigSchema(): string {
+  const schema = toJSONSchema(AgentConfigSchema, { io: 'input', unrepresentable: 'any' });
+  return JSON.stringify({ ...schema, title: 'mtlskit agent configuration (agent.yaml)' }, null, 2) + '\n';
+}
+
 export const GENERATED_DOCS: Record<string, () => string> = {
+  'schemas/agent-config.schema.json': renderAgentConfigSchema,
   'schemas/ca-config.schema.json': renderCaConfigSchema,
   'schemas/proxy-config.schema.json': renderProxyConfigSchema,
   'docs/errors.md': renderErrorsDoc,
