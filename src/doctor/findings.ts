@@ -245,6 +245,25 @@ export const DOCTOR_CODES = {
     side: 'none',
     fix: 'Nothing to fix.',
   },
+  // ---- config mode (nginx, HAProxy, Envoy, OpenTelemetry Collector configs).
+  config_file_missing: {
+    meaning:
+      'A file the config names (certificate, key, CA bundle, CRL, password file) does not exist or cannot be read, or the config lacks one its settings need (ssl_verify_client on without ssl_client_certificate).',
+    side: 'whoever owns the config',
+    fix: 'Write the file where the config says, or fix the path at the config line given (relative paths start from the config’s directory).',
+  },
+  server_not_verified: {
+    meaning:
+      'A client side does not verify the server’s certificate (OTel insecure_skip_verify: true, HAProxy server … verify none, Envoy UpstreamTlsContext without validation_context): anyone on the path can impersonate the server.',
+    side: 'client',
+    fix: 'Verify against the server’s CA: `ca_file: server-ca.pem` (OTel), `verify required ca-file server-ca.pem` (HAProxy), a validation_context (Envoy).',
+  },
+  tls_disabled: {
+    meaning:
+      'A client side names certificate files but has TLS turned off (OTel exporter insecure: true, or an http:// endpoint): it sends plaintext and never presents its certificate.',
+    side: 'client',
+    fix: 'Remove `insecure: true` and use an https:// endpoint.',
+  },
 } as const satisfies Record<string, DoctorCodeInfo>;
 
 export type DoctorCode = keyof typeof DOCTOR_CODES;

@@ -5,6 +5,7 @@ export type { InputFile } from './load.js';
 export { checkFiles, type FilesInput } from './files.js';
 export { checkPair, DEFAULT_VERIFY_DEPTH, type PairInput } from './pair.js';
 export { reissueCommand, type Role } from './checks.js';
+export * from './config/index.js';
 export {
   checkConnect,
   diagnose,
