@@ -13,7 +13,7 @@ import {
 } from '../agent/index.js';
 import { MtlsError } from '../errors/index.js';
 import { createLogger } from '../telemetry/index.js';
-import type { CliIo } from './context.js';
+import { usage, type CliIo } from './context.js';
 
 type Emit = (human: string[], json: unknown, code?: number) => void;
 
@@ -30,6 +30,11 @@ interface IdentityReport {
   roots: number;
 }
 
+function configPath(p: string | undefined): string {
+  if (!p) throw usage('No agent config.', 'Give --config agent.yaml (docs/agent.md describes the keys).');
+  return p;
+}
+
 function fmtRatio(r: number | null): string {
   return r === null ? '-' : `${Math.round(r * 100)}%`;
 }
@@ -41,7 +46,7 @@ export async function registerAgent(program: Command, io: CliIo, emit: Emit): Pr
     .description(
       'keep certificates fresh: enroll with a token, renew over mTLS, write files atomically, run reload hooks',
     )
-    .requiredOption('--config <file>', 'agent.yaml (CA, identities, hooks; see docs/agent.md)')
+    .option('--config <file>', 'agent.yaml (CA, identities, hooks; see docs/agent.md)')
     .option('--once', 'do the work that is due now for each identity, then exit (cron, CI)', false)
     .option('--log-level <level>', 'info, warn, error, debug', 'info')
     .option('--json', 'print the result (--once) or the ready line as JSON', false)
@@ -63,8 +68,8 @@ Example agent.yaml:
   mtls agent status --config agent.yaml
 Exit codes with --once: 0 every identity holds a valid certificate and nothing failed, 1 otherwise.`,
     )
-    .action(async (o: { config: string; once: boolean; logLevel: string }) => {
-      const config = loadAgentConfig(resolve(io.cwd, o.config));
+    .action(async (o: { config?: string; once: boolean; logLevel: string }) => {
+      const config = loadAgentConfig(resolve(io.cwd, configPath(o.config)));
       const logger = createLogger({ level: o.logLevel, name: 'mtls-agent' });
       if (o.once) {
         const r = await runAgentOnce(config, { logger });
@@ -107,14 +112,16 @@ Exit codes with --once: 0 every identity holds a valid certificate and nothing f
   agent
     .command('status')
     .description("each identity's certificate, lifetime left, next renewal and last error")
-    .requiredOption('--config <file>', 'agent.yaml')
+    .option('--config <file>', 'agent.yaml')
     .option('--json', 'print the result as JSON', false)
     .addHelpText(
       'after',
       '\nExample:\n  mtls agent status --config /etc/mtls/agent.yaml\nExit 1 when an identity has no certificate or an expired one.',
     )
-    .action((o: { config: string }) => {
-      const config = loadAgentConfig(resolve(io.cwd, o.config));
+    .action((_o: unknown, cmd: Command) => {
+      // --config may land on `agent` or on `agent status` depending on where it is written.
+      const o = cmd.optsWithGlobals<{ config?: string }>();
+      const config = loadAgentConfig(resolve(io.cwd, configPath(o.config)));
       const now = new Date();
       const reports: IdentityReport[] = config.identities.map((i) => {
         const status = readStatus(i.dir);
