@@ -268,6 +268,12 @@ describe('doctor config on nginx', () => {
     expect(suggestName(parsed)).toBe('a.example');
   });
 
+  it('a server_name the certificate does not cover is a warning (clients may use another name)', () => {
+    const r = check(nginx(MTLS).replace('server_name api.example', 'server_name www.example'));
+    expect(find(r, 'name_mismatch').severity).toBe('warning');
+    expect(r.ok).toBe(true);
+  });
+
   it('a config without any TLS server is not mTLS', () => {
     const r = check('http { server { listen 80; } }');
     expect(errors(r)).toEqual(['not_mtls']);

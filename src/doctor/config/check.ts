@@ -389,7 +389,16 @@ function checkEndpoint(ep: TlsEndpoint, isTarget: boolean, input: ConfigCheckInp
         ...(ep.role === 'server' && plainName ? { name: plainName } : {}),
         ...(passphrase ? { passphrase } : {}),
         at,
-      }).findings.filter((f) => !(f.code === 'name_mismatch' && ep.format !== 'nginx')),
+      }).findings.map((f) =>
+        // The config's own name for the server: clients may use another, so a warning.
+        f.code === 'name_mismatch' || f.code === 'cn_only'
+          ? {
+              ...f,
+              severity: 'warning' as const,
+              message: `${f.message} (${plainName} is a name ${ep.label} answers to)`,
+            }
+          : f,
+      ),
     );
   }
   // An encrypted server key the server cannot open is an error in every mode (checkFiles says warning).

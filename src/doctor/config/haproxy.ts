@@ -133,9 +133,21 @@ export function readHaproxy(file: string, text: string, source: ConfigSource): P
     return { ...cert, path: `${cert.path}.key`, written: `${cert.written}.key` };
   };
 
+  /** The certificate files of one `crt` argument: the file, or every PEM of a directory. */
+  const crtFiles = (cert: ConfigFileRef): ConfigFileRef[] => {
+    if (source.read(cert.path) !== undefined) return [cert];
+    const inDir = (source.list?.(`${cert.path.replace(/\/+$/, '')}/*`) ?? []).filter(
+      (f) => !/\.(key|ocsp|issuer|sctl)$/.test(f),
+    );
+    return inDir.length ? inDir.map((f) => ({ ...cert, path: f, written: f })) : [cert];
+  };
+
   const bindEndpoint = (p: SslParams, at: ConfigLocation, label: string, names: string[]): void => {
     const unresolved: ConfigLocation[] = [];
-    const cert = fileRef(crtBase, p.crt[0], at, unresolved);
+    const certs = p.crt.flatMap((c) => {
+      const r = fileRef(crtBase, c, at, unresolved);
+      return r ? crtFiles(r) : [];
+    });
     const ca = fileRef(caBase, p.caFile, at, unresolved);
     const crl = fileRef(caBase, p.crlFile, at, unresolved);
     const v = p.verify ?? 'none';
@@ -146,20 +158,24 @@ export function readHaproxy(file: string, text: string, source: ConfigSource): P
         `verify "${v}" is not none, optional or required`,
         'verify required',
       );
-    endpoints.push({
-      format: 'haproxy',
-      role: 'server',
-      label,
-      at,
-      names,
-      tls: true,
-      ...(cert ? { cert, key: keyFor(cert) } : {}),
-      ca: ca ? [ca] : [],
-      ...(crl ? { crl } : {}),
-      verify: { mode: v as VerifyMode, ...(p.verify ? { at } : {}) },
-      // HAProxy sets no depth: OpenSSL's default of 100.
-      unresolved,
-    });
+    // One endpoint per certificate HAProxy loads for this bind.
+    for (let i = 0; i < Math.max(1, certs.length); i++) {
+      const cert = certs[i];
+      endpoints.push({
+        format: 'haproxy',
+        role: 'server',
+        label: certs.length > 1 && cert ? `${label} (crt ${cert.written})` : label,
+        at,
+        names,
+        tls: true,
+        ...(cert ? { cert, key: keyFor(cert) } : {}),
+        ca: ca ? [ca] : [],
+        ...(crl ? { crl } : {}),
+        verify: { mode: v as VerifyMode, ...(p.verify ? { at } : {}) },
+        // HAProxy sets no depth: OpenSSL's default of 100.
+        unresolved: i === 0 ? unresolved : [],
+      });
+    }
   };
 
   for (let i = 0; i < lines.length; i++) {

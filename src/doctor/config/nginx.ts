@@ -231,12 +231,15 @@ const SSL_DIRECTIVES = new Set([
   'ssl',
 ]);
 
-type Settings = Map<string, NginxStatement>;
+/** The SSL directives in effect, each with its statements (ssl_certificate may repeat: RSA + ECDSA). */
+type Settings = Map<string, NginxStatement[]>;
 
+/** A level's own statements of a directive replace the inherited ones (nginx's merge). */
 function settingsOf(stmts: readonly NginxStatement[], inherited: Settings): Settings {
-  const own = new Map(inherited);
-  for (const s of stmts) if (SSL_DIRECTIVES.has(s.name) && !s.block) own.set(s.name, s);
-  return own;
+  const own = new Map<string, NginxStatement[]>();
+  for (const s of stmts)
+    if (SSL_DIRECTIVES.has(s.name) && !s.block) own.set(s.name, [...(own.get(s.name) ?? []), s]);
+  return new Map([...inherited, ...own]);
 }
 
 /** Reads the nginx config `file` (its text given) and its includes; one endpoint per TLS server. */
@@ -262,14 +265,14 @@ export function readNginx(file: string, text: string, source: ConfigSource): Par
   const serverEndpoint = (server: NginxStatement, inherited: Settings, context: string): void => {
     const body = server.block ?? [];
     const listens = body.filter((s) => s.name === 'listen');
-    const set = settingsOf(body, inherited);
+    const all = settingsOf(body, inherited);
+    const set = { get: (n: string): NginxStatement | undefined => all.get(n)?.at(-1) };
     const sslOn = set.get('ssl')?.args[0] === 'on';
     const sslListen = listens.find((l) => l.args.includes('ssl'));
     if (!sslListen && !sslOn) return;
     const names = body.filter((s) => s.name === 'server_name').flatMap((s) => s.args);
     const unresolved: ConfigLocation[] = [];
-    const file1 = (name: string): ConfigFileRef | undefined => {
-      const s = set.get(name);
+    const file1 = (name: string, s = set.get(name)): ConfigFileRef | undefined => {
       const p = s?.args[0];
       if (!s || p === undefined) return undefined;
       if (hasVariable(p)) {
@@ -301,34 +304,39 @@ export function readNginx(file: string, text: string, source: ConfigSource): Par
         );
       verifyDepth = { value: Number(d), at: loc(depthStmt) };
     }
-    const cert = file1('ssl_certificate');
-    const key = file1('ssl_certificate_key');
+    const certStmts = all.get('ssl_certificate') ?? [];
+    const keyStmts = all.get('ssl_certificate_key') ?? [];
     const crl = file1('ssl_crl');
     const passwordFile = file1('ssl_password_file');
     const ca = [file1('ssl_client_certificate'), file1('ssl_trusted_certificate')].filter(
       (x): x is ConfigFileRef => x !== undefined,
     );
     const listenText = sslListen ? sslListen.args.join(' ') : (listens[0]?.args.join(' ') ?? '');
-    endpoints.push({
-      format: 'nginx',
-      role: 'server',
-      label: `${context} server ${names[0] ?? '_'} (listen ${listenText})`,
-      at: loc(server),
-      names,
-      tls: true,
-      ...(cert ? { cert } : {}),
-      ...(key ? { key } : {}),
-      ca,
-      ...(crl ? { crl } : {}),
-      ...(passwordFile ? { passwordFile } : {}),
-      // optional_no_ca asks for a certificate but does not verify it: as good as none for mTLS.
-      verify: {
-        mode: v === 'optional_no_ca' ? 'none' : mode,
-        ...(verifyStmt ? { at: loc(verifyStmt) } : {}),
-      },
-      ...(verifyDepth ? { verifyDepth } : {}),
-      unresolved,
-    });
+    // One endpoint per certificate/key pair (nginx pairs them in order).
+    for (let i = 0; i < Math.max(1, certStmts.length); i++) {
+      const cert = certStmts[i] ? file1('ssl_certificate', certStmts[i]) : undefined;
+      const key = keyStmts[i] ? file1('ssl_certificate_key', keyStmts[i]) : undefined;
+      endpoints.push({
+        format: 'nginx',
+        role: 'server',
+        label: `${context} server ${names[0] ?? '_'} (listen ${listenText})${i > 0 ? ` certificate ${i + 1}` : ''}`,
+        at: loc(server),
+        names,
+        tls: true,
+        ...(cert ? { cert } : {}),
+        ...(key ? { key } : {}),
+        ca,
+        ...(crl ? { crl } : {}),
+        ...(passwordFile ? { passwordFile } : {}),
+        // optional_no_ca asks for a certificate but does not verify it: as good as none for mTLS.
+        verify: {
+          mode: v === 'optional_no_ca' ? 'none' : mode,
+          ...(verifyStmt ? { at: loc(verifyStmt) } : {}),
+        },
+        ...(verifyDepth ? { verifyDepth } : {}),
+        unresolved: i === 0 ? unresolved : [],
+      });
+    }
   };
 
   for (const top of stmts) {

@@ -18,7 +18,10 @@ export function readOtel(file: string, text: string): ParsedConfig {
   for (const [name, r] of entries(child(tree.root, 'receivers'))) {
     const protocols = child(r, 'protocols');
     const servers: [string, YNode][] = protocols
-      ? entries(protocols).map(([proto, p]) => [`${name} ${proto}`, p])
+      ? entries(protocols)
+          // Protocols that can run TLS (UDP ones such as jaeger thrift_compact cannot).
+          .filter(([proto, p]) => /^(grpc|http|thrift_http)$/.test(proto) || child(p, 'tls') !== undefined)
+          .map(([proto, p]): [string, YNode] => [`${name} ${proto}`, p])
       : child(r, 'tls')
         ? [[name, r]]
         : [];

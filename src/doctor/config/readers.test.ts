@@ -140,6 +140,25 @@ http {
     expect(b!.verify.mode).toBe('none');
   });
 
+  it('one endpoint per ssl_certificate pair (RSA + ECDSA), and a server level replaces the http level', () => {
+    const p = readNginx(
+      '/n/nginx.conf',
+      `http {
+  ssl_certificate http.pem;
+  ssl_certificate_key http.key;
+  server { listen 443 ssl; ssl_certificate rsa.pem; ssl_certificate_key rsa.key; ssl_certificate ec.pem; ssl_certificate_key ec.key; }
+  server { listen 8443 ssl; }
+}`,
+      memory({}),
+    );
+    expect(p.endpoints.map((e) => [e.cert?.written, e.key?.written])).toEqual([
+      ['rsa.pem', 'rsa.key'],
+      ['ec.pem', 'ec.key'],
+      ['http.pem', 'http.key'],
+    ]);
+    expect(p.endpoints[1]!.label).toMatch(/certificate 2$/);
+  });
+
   it('a missing include is an error naming the include line', () => {
     const e = configErrorOf(() =>
       readNginx('/etc/nginx/nginx.conf', 'http {\n include missing.conf;\n}', memory({})),
@@ -218,6 +237,16 @@ backend app
     expect(s1!.ca[0]!.path).toBe('/etc/haproxy/ca/servers.pem');
     expect(s1!.verify.mode).toBe('required');
     expect(s2!.skipVerify?.line).toBe(12);
+  });
+
+  it('a crt directory loads every certificate in it (not the .key files)', () => {
+    const src = memory({
+      '/h/certs/a.pem': 'x',
+      '/h/certs/a.pem.key': 'x',
+      '/h/certs/b.pem': 'x',
+    });
+    const p = readHaproxy('/h/h.cfg', 'frontend f\n  bind :443 ssl crt certs/\n', src);
+    expect(p.endpoints.map((e) => e.cert?.path)).toEqual(['/h/certs/a.pem', '/h/certs/b.pem']);
   });
 
   it('a bind without verify does not ask for client certificates', () => {
