@@ -1,6 +1,7 @@
 // The exporter's pieces against real files and real TLS servers on 127.0.0.1: globs, file reads,
 // the lifetime ratio, probes (verified, expired, refused, client certificate) and the metrics text.
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -163,6 +164,22 @@ describe('config', () => {
     expect(bad({ endpoints: [{ address: 'a:1' }, { address: 'a:1' }] })).toMatch(/twice/);
     const ok = parseExporterConfig({ files: ['certs/*.pem'], interval: '15s' }, 'x', '/base');
     expect(ok).toMatchObject({ files: ['/base/certs/*.pem'], interval: 15_000, listen: '127.0.0.1:9102' });
+  });
+});
+
+describe('docs/exporter.md', () => {
+  it('its exporter.yaml example is valid and its alert rules are YAML with the documented alerts', () => {
+    const doc = readFileSync(new URL('../../docs/exporter.md', import.meta.url), 'utf8');
+    const blocks = [...doc.matchAll(/```yaml\n([\s\S]*?)```/g)].map((m) => parseYaml(m[1]!) as unknown);
+    const config = parseExporterConfig(blocks[0], 'docs/exporter.md', '/');
+    expect(config.endpoints.map((e) => e.name ?? e.address)).toEqual(['api.example.org:443', 'orders']);
+    const rules = blocks[1] as { groups: { rules: { alert: string; expr: string }[] }[] };
+    const alerts = rules.groups.flatMap((g) => g.rules);
+    expect(alerts.map((r) => r.alert)).toContain('CertificateRenewalLate');
+    expect(alerts.find((r) => r.alert === 'CertificateRenewalLate')?.expr).toMatch(
+      /mtls_exporter_certificate_lifetime_remaining_ratio\{position="leaf"\}\) < 1\/3/,
+    );
+    expect(alerts.find((r) => r.alert === 'TlsProbeFailing')?.expr).toBe('mtls_exporter_probe_success == 0');
   });
 });
 
