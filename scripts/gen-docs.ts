@@ -6,6 +6,7 @@ import { toJSONSchema } from 'zod';
 import { AgentConfigSchema } from '../src/agent/config.js';
 import { CaConfigSchema } from '../src/ca/policy.js';
 import { ERROR_CODES } from '../src/errors/index.js';
+import { ExporterConfigSchema } from '../src/exporter/config.js';
 import { ProxyConfigSchema } from '../src/proxy/config.js';
 import { LINT_RULES } from '../src/pki/lint.js';
 import { REASONS } from '../src/pki/reasons.js';
@@ -83,9 +84,18 @@ export function renderAgentConfigSchema(): string {
   return JSON.stringify({ ...schema, title: 'mtlskit agent configuration (agent.yaml)' }, null, 2) + '\n';
 }
 
+/** JSON Schema of exporter.yaml. */
+export function renderExporterConfigSchema(): string {
+  const schema = toJSONSchema(ExporterConfigSchema, { io: 'input', unrepresentable: 'any' });
+  return (
+    JSON.stringify({ ...schema, title: 'mtlskit exporter configuration (exporter.yaml)' }, null, 2) + '\n'
+  );
+}
+
 export const GENERATED_DOCS: Record<string, () => string> = {
   'schemas/agent-config.schema.json': renderAgentConfigSchema,
   'schemas/ca-config.schema.json': renderCaConfigSchema,
+  'schemas/exporter-config.schema.json': renderExporterConfigSchema,
   'schemas/proxy-config.schema.json': renderProxyConfigSchema,
   'docs/errors.md': renderErrorsDoc,
   'docs/reasons.md': renderReasonsDoc,
