@@ -132,6 +132,52 @@ describe('agent engine with a real CA', () => {
   });
 });
 
+describe('after expiry (the agent clock is past notAfter)', () => {
+  async function enrolled(name: string, extra: Record<string, unknown> = {}) {
+    const dir = join(root, name);
+    const config = parseAgentConfig({
+      ca: { url: ca.publicUrl, mtlsUrl: ca.mtlsUrl, caFile: join(root, 'ca', 'ca.pem') },
+      identities: [{ name, dir, sans: [`dns:${name}.internal`], ttl: '1h', ...extra }],
+    });
+    return { dir, config };
+  }
+
+  it('says loudly that it runs on an expired certificate and renews with a proof of possession', async () => {
+    const tok = await token(['dns:late.internal']);
+    const { dir, config } = await enrolled('late', { token: tok });
+    expect((await runAgentOnce(config, { logger })).ok).toBe(true);
+    const before = readAgentFiles(dir);
+    const clock = { now: () => new Date(before.certificate.notAfter.getTime() + 1000) };
+    const mark = logs.length;
+    // (r.ok judges validity by the fake clock, which is about as far as the new notAfter.)
+    const r = await runAgentOnce(config, { logger, clock });
+    expect(r.statuses[0]!.renewals).toEqual({ ok: 2, failed: 0 });
+    const records = logs
+      .slice(mark)
+      .map((l) => JSON.parse(l) as { level: number; msg: string; event?: string });
+    const loud = records.find((x) => x.event === 'expired');
+    expect(loud?.level).toBe(50);
+    expect(loud?.msg).toMatch(/RUNNING ON AN EXPIRED CERTIFICATE/);
+    expect(readAgentFiles(dir).certificate.serial).not.toBe(before.certificate.serial);
+  });
+
+  it('re-enrolls with tokenFile when reenroll is set', async () => {
+    const tokenFile = join(root, 'late2.token');
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(tokenFile, await token(['dns:late2.internal']));
+    const { dir, config } = await enrolled('late2', { tokenFile, reenroll: true });
+    expect((await runAgentOnce(config, { logger })).ok).toBe(true);
+    const before = readAgentFiles(dir);
+    writeFileSync(tokenFile, await token(['dns:late2.internal']));
+    const metrics = createAgentMetrics({ defaultMetrics: false });
+    const clock = { now: () => new Date(before.certificate.notAfter.getTime() + 1000) };
+    const r = await runAgentOnce(config, { logger, clock, metrics });
+    expect(r.statuses[0]!.renewals).toEqual({ ok: 2, failed: 0 });
+    expect(readAgentFiles(dir).certificate.serial).not.toBe(before.certificate.serial);
+    expect(await metrics.render()).toMatch(/mtls_agent_enrollments_total\{identity="late2",result="ok"\} 1/);
+  });
+});
+
 describe('a bad answer from the CA', () => {
   it('changes nothing on disk and is retried with backoff', async () => {
     const dir = join(root, 'id3');
