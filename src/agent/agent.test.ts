@@ -133,7 +133,7 @@ describe('agent engine with a real CA', () => {
 });
 
 describe('after expiry (the agent clock is past notAfter)', () => {
-  async function enrolled(name: string, extra: Record<string, unknown> = {}) {
+  function enrolled(name: string, extra: Record<string, unknown> = {}) {
     const dir = join(root, name);
     const config = parseAgentConfig({
       ca: { url: ca.publicUrl, mtlsUrl: ca.mtlsUrl, caFile: join(root, 'ca', 'ca.pem') },
@@ -144,7 +144,7 @@ describe('after expiry (the agent clock is past notAfter)', () => {
 
   it('says loudly that it runs on an expired certificate and renews with a proof of possession', async () => {
     const tok = await token(['dns:late.internal']);
-    const { dir, config } = await enrolled('late', { token: tok });
+    const { dir, config } = enrolled('late', { token: tok });
     expect((await runAgentOnce(config, { logger })).ok).toBe(true);
     const before = readAgentFiles(dir);
     const clock = { now: () => new Date(before.certificate.notAfter.getTime() + 1000) };
@@ -165,7 +165,7 @@ describe('after expiry (the agent clock is past notAfter)', () => {
     const tokenFile = join(root, 'late2.token');
     const { writeFileSync } = await import('node:fs');
     writeFileSync(tokenFile, await token(['dns:late2.internal']));
-    const { dir, config } = await enrolled('late2', { tokenFile, reenroll: true });
+    const { dir, config } = enrolled('late2', { tokenFile, reenroll: true });
     expect((await runAgentOnce(config, { logger })).ok).toBe(true);
     const before = readAgentFiles(dir);
     writeFileSync(tokenFile, await token(['dns:late2.internal']));
