@@ -16,7 +16,7 @@ import {
   selfSign,
   spkiOf,
 } from '../../src/pki/index.js';
-import { MTLS_BIN, assertBuilt } from '../support/cli.js';
+import { MTLS_BIN, assertBuilt, errorCode, mtls } from '../support/cli.js';
 import { startNginx, type Peer } from '../support/peers.js';
 import { createPki, type Pki } from '../support/pki.js';
 import { makeTempDir, removeTempDir } from '../support/tmp.js';
@@ -196,6 +196,9 @@ describe('mtls exporter (built binary, real nginx)', () => {
     );
     const duration = sample(text, /^mtls_exporter_probe_duration_seconds\{endpoint="nginx-mtls"\} (\S+)$/m);
     expect(duration).toBeGreaterThan(0);
+    console.log(
+      `probe of nginx (mTLS, TLS 1.3, P-256): connect + handshake ${(duration! * 1000).toFixed(1)} ms`,
+    );
   });
 
   it('an endpoint presenting an expired certificate: success 0, reason expired, ratio 0, expiry = notAfter', async () => {
@@ -244,5 +247,58 @@ describe('mtls exporter (built binary, real nginx)', () => {
       exporter!.kill('SIGTERM');
     });
     expect(code).toBe(0);
+  });
+});
+
+describe('mtls exporter command line', () => {
+  it('nothing to watch is a usage error (exit 2); an unknown config key is MTLS_CONFIG_INVALID', async () => {
+    const none = await mtls(['exporter'], { cwd: root });
+    expect(none.code).toBe(2);
+    expect(errorCode(none)).toBe('MTLS_CLI_USAGE');
+    const bad = join(root, 'bad-exporter.yaml');
+    await writeFile(bad, 'files: ["*.pem"]\nintervall: 10s\n');
+    const r = await mtls(['exporter', '--config', bad], { cwd: root });
+    expect(r.code).toBe(2);
+    expect(errorCode(r)).toBe('MTLS_CONFIG_INVALID');
+    expect(r.stderr).toMatch(/intervall/);
+  });
+
+  it('--files and --listen 127.0.0.1:0 --json: serves the files given as flags', async () => {
+    const proc = spawn(
+      process.execPath,
+      [MTLS_BIN, 'exporter', '--files', join(root, 'watched', '*.pem'), '--listen', '127.0.0.1:0', '--json'],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    try {
+      const ready = await new Promise<{ metrics: string; listen: { port: number } }>((resolve, reject) => {
+        let out = '';
+        const timer = setTimeout(() => reject(new Error(`not ready: ${out}`)), 30_000);
+        proc.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          try {
+            resolve(JSON.parse(out) as { metrics: string; listen: { port: number } });
+            clearTimeout(timer);
+          } catch {
+            // partial
+          }
+        });
+        proc.once('exit', (c) => reject(new Error(`exited ${c}: ${out}`)));
+      });
+      expect(ready.listen.port).toBeGreaterThan(0);
+      const text = await (await fetch(ready.metrics)).text();
+      expect(
+        sample(
+          text,
+          new RegExp(
+            `^mtls_exporter_certificate_expiry_timestamp_seconds\\{source="${esc(join(root, 'watched', 'client.pem'))}",[^}]*\\} (\\S+)$`,
+            'm',
+          ),
+        ),
+      ).toBe(await notAfterOf(pki.client.cert));
+    } finally {
+      const gone = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGTERM');
+      await gone;
+    }
   });
 });
