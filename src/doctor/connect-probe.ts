@@ -238,16 +238,24 @@ export async function probe(o: ProbeOptions): Promise<Observation> {
         first = false;
       });
       const sock = tap(raw, seen, () => flightWaiter?.());
-      tls = tlsConnect({
-        socket: sock,
-        ...(isIP(servername) ? {} : { servername }),
-        rejectUnauthorized: false,
-        // No trust store: getPeerCertificate(true) then holds exactly what the server sent.
-        ca: [],
-        ALPNProtocols: ['http/1.1'],
-        ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
-        ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}),
-      });
+      try {
+        tls = tlsConnect({
+          socket: sock,
+          ...(isIP(servername) ? {} : { servername }),
+          rejectUnauthorized: false,
+          // No trust store: getPeerCertificate(true) then holds exactly what the server sent.
+          ca: [],
+          ALPNProtocols: ['http/1.1'],
+          ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
+          ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}),
+        });
+      } catch (e) {
+        // node:tls refuses the client's own certificate or key (OpenSSL's security level).
+        const err = e as NodeJS.ErrnoException;
+        obs.error = { code: err.code ?? 'ETLS', message: err.message };
+        finish();
+        return;
+      }
       tls.on('error', (e: NodeJS.ErrnoException) => {
         if (finished) return;
         if (!obs.notTls) obs.error = { code: e.code ?? 'ETLS', message: e.message };
@@ -267,7 +275,22 @@ export async function probe(o: ProbeOptions): Promise<Observation> {
           void waitForFlight().then(finish);
           return;
         }
-        void waitForFlight().then(() => {
+        // TLS 1.3: the server judges the client's certificate after the client's Finished. Writing at
+        // once races its alert (the write then fails with EPIPE and the alert is lost), so wait for a
+        // sign it accepted (a session ticket, or data) or for its alert, briefly.
+        const sign = new Promise<void>((res) => {
+          if (obs.protocol !== 'TLSv1.3') return res();
+          const t0 = setTimeout(res, 250);
+          const go = (): void => {
+            clearTimeout(t0);
+            res();
+          };
+          t.once('session', go);
+          t.once('data', go);
+          t.once('error', go);
+          t.once('close', go);
+        });
+        void Promise.all([waitForFlight(), sign]).then(() => {
           if (finished) return;
           const hostHeader = isIP(servername) && servername.includes(':') ? `[${servername}]` : servername;
           t.write(

@@ -3,6 +3,7 @@
 // an alert, nginx's 400 pages, mtls proxy's JSON reasons, or a network failure) becomes findings on
 // the side whose files or configuration must change.
 import type { KeyObject } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 import {
   encodePem,
   exportPrivateKeyPem,
@@ -663,12 +664,14 @@ function explainRejection(r: RejectionInput): void {
     }
     // The chain reaches a name the server accepts. Does it end at a self-signed root there?
     const named = sent[k]!;
-    const viaSubject = inNames(nameKey(named.subject)) && !inNames(nameKey(named.issuer));
-    if (viaSubject && !isSelfSigned(named)) {
+    const anchor = inNames(nameKey(named.issuer))
+      ? sent.find((c) => !sameCert(c, named) && nameKey(c.subject) === nameKey(named.issuer))
+      : named;
+    if (anchor && !isSelfSigned(anchor) && !inNames(nameKey(anchor.issuer))) {
       err(
         'partial_chain',
         'server',
-        `The server's client CA bundle holds ${subjectString(named)} but not the root above it (${issuerString(named)}): nginx and HAProxy only accept a chain that ends at a self-signed root in ssl_client_certificate / ca-file, so the client is refused (${why}).`,
+        `The server's client CA bundle holds ${subjectString(anchor)} but not the root above it (${issuerString(anchor)}): nginx and HAProxy only accept a chain that ends at a self-signed root in ssl_client_certificate / ca-file, so the client is refused (${why}).`,
         `Add the root to the server's bundle: cat intermediate.crt root.crt > client-ca.pem and "ssl_client_certificate client-ca.pem;"`,
         { ...ev, serverAccepts: r.caNames! },
       );
@@ -816,7 +819,34 @@ function identityOf(c: Certificate): string {
 export async function checkConnect(input: ConnectInput): Promise<ConnectReport> {
   const at = input.at ?? new Date();
   const local = checkLocalClient(input, at);
-  const creds = credentialsPem(local);
+  let creds = credentialsPem(local);
+  if (creds) {
+    try {
+      createSecureContext(creds);
+    } catch (e) {
+      // The client's TLS library (OpenSSL, as in curl and nginx) will not even load it.
+      const err = e as NodeJS.ErrnoException;
+      const p = local.presented!;
+      const code: FindingCode =
+        err.code === 'ERR_SSL_CA_MD_TOO_WEAK'
+          ? 'weak_signature'
+          : err.code === 'ERR_SSL_EE_KEY_TOO_SMALL' || err.code === 'ERR_SSL_CA_KEY_TOO_SMALL'
+            ? 'weak_key'
+            : err.code === 'ERR_OSSL_X509_KEY_VALUES_MISMATCH'
+              ? 'key_mismatch'
+              : 'file_format';
+      local.findings.push({
+        code,
+        side: 'client',
+        severity: 'error',
+        message: `OpenSSL refuses to load ${subjectString(p.leaf)} as the client certificate (${err.message.trim()}), so it was not sent.`,
+        evidence: { ...certEvidence(p.leaf, p.certFile), openssl: err.code ?? err.message },
+        fix: `New key and certificate from a CA that signs with SHA-256: ${reissueCommand('client', p.leaf)} --key-type p256`,
+      });
+      local.sendable = false;
+      creds = undefined;
+    }
+  }
   const timeoutMs = input.timeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const base = {
     host: input.host,
