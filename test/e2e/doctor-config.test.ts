@@ -160,6 +160,56 @@ describe(`mtls doctor config on the nginx configs of ${scenarios.length} corpus 
     expect(r2.report.failingSide).toBe('server');
   });
 
+  it('follows include and relative paths the way nginx does (nginx -t agrees)', async () => {
+    const s = byName('healthy ECDSA P-256, leaf + intermediate, root-only bundles');
+    const dir = join(root, 'nginx-include');
+    const prefix = join(dir, 'nginx');
+    await mkdir(join(prefix, 'conf.d'), { recursive: true });
+    await mkdir(join(prefix, 'tmp'), { recursive: true });
+    await mkdir(join(prefix, 'logs'), { recursive: true });
+    await joined(join(prefix, 'server.pem'), [s.server.cert, s.server.chain]);
+    await joined(join(prefix, 'server.key'), [s.server.key]);
+    await joined(join(prefix, 'clients.pem'), [s.client.ca]);
+    const full = nginxConfig(
+      { prefix, certChain: 'server.pem', key: 'server.key', clientCa: 'clients.pem', verifyDepth: 1 },
+      8443,
+    );
+    // The server block moves to conf.d/mtls.conf, pulled in by a glob include.
+    const start = full.indexOf('  server {');
+    const end = full.lastIndexOf('}');
+    await writeFile(join(prefix, 'conf.d', 'mtls.conf'), full.slice(start, end));
+    const conf = join(prefix, 'nginx.conf');
+    await writeFile(conf, `${full.slice(0, start)}  include conf.d/*.conf;\n}\n`);
+    const t = await run(program('nginx'), [
+      '-t',
+      '-p',
+      prefix,
+      '-e',
+      'stderr',
+      '-c',
+      conf,
+      '-g',
+      `pid ${join(prefix, 'nginx.pid')}; error_log stderr;`,
+    ]);
+    expect(t.code, t.stderr).toBe(0);
+    const { code, report } = await doctorConfig(conf, clientArgs(s));
+    expect(code, summary(report)).toBe(0);
+    // Break the client CA path in the included file: the finding names that file and line.
+    await writeFile(
+      join(prefix, 'conf.d', 'mtls.conf'),
+      full
+        .slice(start, end)
+        .replace('ssl_client_certificate clients.pem;', 'ssl_client_certificate gone.pem;'),
+    );
+    const broken = await doctorConfig(conf, clientArgs(s));
+    const f = errorsOf(broken.report).find((x) => x.code === 'config_file_missing');
+    expect(f, summary(broken.report)).toBeDefined();
+    expect(f!.evidence).toMatchObject({
+      file: join(prefix, 'gone.pem'),
+      config: `${join(prefix, 'conf.d', 'mtls.conf')}:6`,
+    });
+  });
+
   it('an unparsable config is a usage error naming the line, without a stack trace', async () => {
     const bad = join(root, 'bad.conf');
     await writeFile(bad, 'events {}\nhttp {\n  server {\n    listen 443 ssl;\n  }\n');

@@ -323,6 +323,39 @@ describe('doctor config on HAProxy, Envoy and the Collector', () => {
     expect(find(r, 'not_mtls').fix).toMatch(/require_client_certificate: true/);
   });
 
+  it('an encrypted key: Envoy opens it with its password data source, the Collector cannot at all', () => {
+    const envoy = (password: string): string => `static_resources:
+  listeners:
+  - name: l
+    filter_chains:
+    - transport_socket:
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+          require_client_certificate: true
+          common_tls_context:
+            tls_certificates:
+            - certificate_chain: { filename: server.pem }
+              private_key: { filename: server.enc.key }
+${password}            validation_context: { trusted_ca: { filename: client-ca.pem } }
+`;
+    const without = check(envoy(''), { format: 'envoy' });
+    expect(find(without, 'encrypted_key').fix).toMatch(/^Add "password: \{ filename: key\.pass \}"/);
+    expect(
+      errors(check(envoy('              password: { inline_string: sekret }\n'), { format: 'envoy' })),
+    ).toEqual([]);
+    const otel = check(
+      `receivers:
+  otlp:
+    protocols:
+      grpc:
+        tls: { cert_file: server.pem, key_file: server.enc.key, client_ca_file: client-ca.pem }
+`,
+      { format: 'otel' },
+    );
+    expect(find(otel, 'encrypted_key').message).toMatch(/the Collector cannot load encrypted keys/);
+    expect(find(otel, 'encrypted_key')).toMatchObject({ severity: 'error', side: 'server' });
+  });
+
   it('the Collector: Go accepts an intermediate-only client CA (a warning), insecure with certificates is tls_disabled', () => {
     const yaml = (caFile: string): string => `receivers:
   otlp:

@@ -307,24 +307,44 @@ function checkEndpoint(ep: TlsEndpoint, isTarget: boolean, input: ConfigCheckInp
             data: Buffer.concat(caFiles.flatMap((f) => [f.data, Buffer.from('\n')])),
           };
   const passphrase = serverPassphrase(key, passwordInput, input.passphrase);
-  if (key && !passphrase && ep.format === 'haproxy' && isEncrypted(key))
-    cfg.push({
-      code: 'encrypted_key',
-      side,
-      severity: 'error',
-      message: `${key.path} is encrypted: HAProxy cannot load encrypted keys (it has no password file setting).`,
-      evidence: { file: key.path, ...(ep.key ? cfgEvidence(ep.key.at) : {}) },
-      fix: `Decrypt it into the crt PEM: openssl pkey -in ${key.path} -out server.key.plain && cat server.chain.pem server.key.plain > ${ep.cert?.path ?? 'server.pem'} (mode 0600).`,
-    });
-  if (ep.passwordFile && passwordInput && key && isEncrypted(key) && !passphrase)
-    cfg.push({
-      code: 'encrypted_key',
-      side,
-      severity: 'error',
-      message: `No line of ${passwordInput.path} (ssl_password_file) opens ${key.path}: nginx refuses to start.`,
-      evidence: { file: key.path, ...cfgEvidence(ep.passwordFile.at) },
-      fix: `Put the key's passphrase on a line of ${passwordInput.path}, or use the key that belongs to the certificate.`,
-    });
+  // What the server itself can open: only its own password source counts (the user's --passphrase-file
+  // lets the doctor check the key, but nginx started as a daemon has no one to ask).
+  const serverOpens =
+    key && isEncrypted(key) && passwordInput ? serverPassphrase(key, passwordInput, undefined) : undefined;
+  if (key && isEncrypted(key) && serverOpens === undefined) {
+    const keyAt = ep.key ? cfgEvidence(ep.key.at) : {};
+    const decrypt = `openssl pkey -in ${key.path} -out ${key.path}.plain && chmod 600 ${key.path}.plain, then name ${key.path}.plain`;
+    if (ep.passwordFile && passwordInput)
+      cfg.push({
+        code: 'encrypted_key',
+        side,
+        severity: 'error',
+        message: `No line of ${passwordInput.path} (${ep.format === 'nginx' ? 'ssl_password_file' : 'password'}) opens ${key.path}: ${d.server} cannot load the key.`,
+        evidence: { file: key.path, ...cfgEvidence(ep.passwordFile.at) },
+        fix: `Put the key's passphrase on a line of ${passwordInput.path}, or use the key that belongs to the certificate.`,
+      });
+    else
+      cfg.push({
+        code: 'encrypted_key',
+        side,
+        severity: 'error',
+        message:
+          ep.format === 'nginx'
+            ? `${key.path} is encrypted and ${ep.label} has no ssl_password_file: nginx asks for the passphrase on a terminal and fails to start as a service.`
+            : ep.format === 'envoy'
+              ? `${key.path} is encrypted and its tls_certificate has no password: Envoy cannot load it.`
+              : `${key.path} is encrypted: ${d.server} cannot load encrypted keys.`,
+        evidence: { file: key.path, ...keyAt },
+        fix:
+          ep.format === 'nginx'
+            ? `Add "ssl_password_file /etc/nginx/key.pass;" (a 0600 file holding the passphrase) to ${ep.label}, or decrypt it: ${decrypt}.`
+            : ep.format === 'envoy'
+              ? `Add "password: { filename: key.pass }" (holding the passphrase) next to private_key, or decrypt it: ${decrypt}.`
+              : ep.format === 'haproxy'
+                ? `Decrypt it into the crt PEM: openssl pkey -in ${key.path} -out server.key.plain && cat server.chain.pem server.key.plain > ${ep.cert?.path ?? 'server.pem'} (mode 0600).`
+                : `Decrypt it: ${decrypt}.`,
+      });
+  }
 
   let simulated = false;
   if (isTarget && input.client && cert) {
@@ -401,21 +421,6 @@ function checkEndpoint(ep: TlsEndpoint, isTarget: boolean, input: ConfigCheckInp
       ),
     );
   }
-  // An encrypted server key the server cannot open is an error in every mode (checkFiles says warning).
-  if (
-    ep.role === 'server' &&
-    ep.format === 'nginx' &&
-    key &&
-    !passphrase &&
-    isEncrypted(key) &&
-    !ep.passwordFile
-  )
-    for (const f of out)
-      if (f.code === 'encrypted_key' && f.evidence.file === key.path) {
-        f.severity = 'error';
-        f.side = side;
-      }
-
   // ---- the trust bundle and CRLs on their own (what the simulation covers otherwise)
   if (!simulated && trustInput) {
     const findings: Finding[] = [];
@@ -502,7 +507,7 @@ function swappedWarning(
     code: 'swapped_ca_files',
     side: 'server',
     severity: 'warning',
-    message: `${trustPath}, the bundle ${ep.label} trusts for client certificates, holds the CA that issued the server's own certificate (${subjectString(root)}): right only if that CA also issues your client certificates; otherwise clients are refused with "unknown CA".`,
+    message: `${trustPath}, the bundle that ${ep.label} trusts for client certificates, holds the CA that issued the server's own certificate (${subjectString(root)}): right only if that CA also issues your client certificates; otherwise clients are refused with "unknown CA".`,
     evidence: { ...certEvidence(root, trustPath) },
     fix: `If client certificates come from another CA: "${d.clientCa('client-ca.pem')}" with that CA's root (rerun with --client-cert to check a real client).`,
   });
@@ -583,8 +588,6 @@ function placeInConfig(f: Finding, ep: TlsEndpoint, d: Dialect): void {
       .replace(/ssl_client_certificate ([^\s;]+);/g, (_m, p: string) => d.clientCa(p))
       .replace(/"ssl_certificate ([^\s;"]+);"/g, (_m, p: string) => `"${d.cert(p)}"`)
       .replace(/ssl_verify_client on;/g, d.verifyOn);
-    if (ep.format === 'haproxy' && f.code === 'encrypted_key')
-      fix = `HAProxy cannot load encrypted keys: ${fix.replace(/^Add "ssl_password_file[^"]*" holding the passphrase, or /, '')}`;
   }
   if (
     (f.code === 'swapped_ca_files' ||

@@ -96,6 +96,7 @@ function tlsContext(
   const first = certs[0];
   const cert = source(child(first, 'certificate_chain'));
   const key = source(child(first, 'private_key'));
+  const passwordFile = source(child(first, 'password'));
   for (const sds of ['tls_certificate_sds_secret_configs', 'validation_context_sds_secret_config']) {
     const s = child(common, sds);
     if (s) unresolved.push(tree.at(s.line));
@@ -135,6 +136,7 @@ function tlsContext(
     ...(key ? { key } : {}),
     ca: ca ? [ca] : [],
     ...(crl ? { crl } : {}),
+    ...(passwordFile ? { passwordFile } : {}),
     ...(bool(child(validation, 'only_verify_leaf_cert_crl')) ? { crlLeafOnly: true } : {}),
     verify,
     ...(depth !== undefined && depthNode && /^\d+$/.test(depth)
