@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MtlsError } from '../../errors/index.js';
 import {
@@ -414,5 +415,50 @@ describe('format detection', () => {
   it('an unknown format is a usage error that names --format', () => {
     const e = configErrorOf(() => readConfig('x.txt', Buffer.from('hello'), memory({})));
     expect(e.fix).toMatch(/--format/);
+  });
+});
+
+describe('bad input never escapes as anything but MTLS_CONFIG_INVALID with a line', () => {
+  const pieces = [
+    'server',
+    '{',
+    '}',
+    ';',
+    '"',
+    "'",
+    '#',
+    '\\',
+    '\n',
+    ' ',
+    'ssl_certificate',
+    '${x',
+    'listen 443 ssl',
+    ':',
+    '- ',
+    '[',
+    'tls:',
+    'bind',
+    'crt',
+  ];
+  const arbitraryText = fc.oneof(
+    fc.string({ maxLength: 200 }),
+    fc.array(fc.constantFrom(...pieces), { maxLength: 60 }).map((a) => a.join('')),
+  );
+  it.each(['nginx', 'haproxy', 'envoy', 'otel'] as const)('%s', (format) => {
+    fc.assert(
+      fc.property(arbitraryText, (text) => {
+        try {
+          readConfig('/f/x.conf', Buffer.from(text), memory({}), format);
+        } catch (e) {
+          expect(e).toBeInstanceOf(MtlsError);
+          const err = e as MtlsError;
+          expect(err.code).toBe('MTLS_CONFIG_INVALID');
+          const line = Number(/^\/f\/x\.conf:(\d+): /.exec(err.message)?.[1]);
+          expect(line).toBeGreaterThanOrEqual(1);
+          expect(line).toBeLessThanOrEqual(text.split('\n').length + 1);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 });
