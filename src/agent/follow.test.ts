@@ -297,6 +297,25 @@ describe('createMtlsAgent (https.Agent)', () => {
     }
   });
 
+  it('requests queued behind maxSockets across a swap all succeed', async () => {
+    const dir = newDir('https-queued');
+    const first = publish(dir, pki);
+    const agent = createMtlsAgent({ dir, pollMs: 200, maxSockets: 1 });
+    try {
+      const slow = get(agent, '/slow');
+      const queued = [get(agent), get(agent), get(agent)];
+      await sleep(50);
+      const second = publish(dir, pki);
+      await until(() => agent.material.serial === second);
+      expect(norm(await slow)).toBe(norm(first));
+      const served = await Promise.all(queued);
+      expect(served).toHaveLength(3);
+      expect(norm(await get(agent))).toBe(norm(second));
+    } finally {
+      agent.close();
+    }
+  });
+
   it('keeps the old material and reports once when a new version is broken', async () => {
     const dir = newDir('https-broken');
     const good = publish(dir, pki);

@@ -306,6 +306,10 @@ const GENERATION = Symbol('mtlskit.generation');
 
 type TaggedSocket = Duplex & { [GENERATION]?: number };
 
+/** The generation a socket's options were created in (kept on Node's per-socket options object). */
+const GENERATION_OPTION = 'mtlskitGeneration';
+type GenerationTagged = { [GENERATION_OPTION]?: number };
+
 /**
  * An https.Agent whose new connections always use the newest key and certificate of `<dir>`.
  * The pool name carries the material's generation, so after a rotation no request reuses an old
@@ -327,9 +331,12 @@ export class MtlsHttpsAgent extends https.Agent {
     this.#contextOptions = pickContextOptions(agentOptions);
     this.#context = secureContextFor(this.#follower.current, this.#contextOptions);
     this.#unsubscribe = this.#follower.onChange((m) => this.#rotate(m));
-    // A socket of an older generation going back to the pool is retired instead.
+    // A socket of an older generation that went back to the pool idle is retired. One that Node
+    // handed straight to a request queued before the rotation (maxSockets) serves it first.
     this.on('free', (socket: TaggedSocket) => {
-      if (socket[GENERATION] !== this.#generation) socket.destroy();
+      if (socket[GENERATION] === this.#generation) return;
+      const idle = Object.values(this.freeSockets).some((list) => list?.includes(socket as never));
+      if (idle) socket.destroy();
     });
   }
 
@@ -343,20 +350,28 @@ export class MtlsHttpsAgent extends https.Agent {
     return this.#follower.refresh();
   }
 
+  // Node's Agent computes a socket's pool name again from the options the socket was created with
+  // (on 'free' and on close): those options carry the generation the socket was created in, so a
+  // socket stays in its pool across a rotation; a new request (options without the tag) gets the
+  // current generation's pool.
   override getName(options?: Parameters<https.Agent['getName']>[0]): string {
-    return `${super.getName(options)}:mtls-gen=${this.#generation}`;
+    const tagged = (options as GenerationTagged | undefined)?.[GENERATION_OPTION];
+    return `${super.getName(options)}:mtls-gen=${tagged ?? this.#generation}`;
   }
 
   override createConnection(
     options: Parameters<https.Agent['createConnection']>[0],
     callback?: Parameters<https.Agent['createConnection']>[1],
   ): Duplex | null | undefined {
+    // Tag the options object Node keeps for this socket (it is the one passed to 'free' later).
+    const tagged = options as GenerationTagged;
+    tagged[GENERATION_OPTION] ??= this.#generation;
     // Per-request options cannot turn verification off or replace the identity.
     const socket: TaggedSocket | null | undefined = super.createConnection(
       { ...options, secureContext: this.#context, rejectUnauthorized: true } as typeof options,
       callback,
     );
-    if (socket) socket[GENERATION] = this.#generation;
+    if (socket) socket[GENERATION] = tagged[GENERATION_OPTION];
     return socket;
   }
 
