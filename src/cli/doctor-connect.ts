@@ -128,8 +128,6 @@ only after the handshake) and nothing else. failingSide is client, server, both,
         const { host, port } = parseTarget(target);
         if (o.key !== undefined && o.cert === undefined)
           throw usage('--key needs --cert.', 'Give the client certificate with --cert FILE.');
-        if (o.cert !== undefined && o.key === undefined)
-          throw usage('--cert needs --key.', 'Give the private key of the certificate with --key FILE.');
         const timeoutMs = o.timeout ? parseDuration(o.timeout, '--timeout') : DEFAULT_CONNECT_TIMEOUT_MS;
         const at = parseTime(o.at) ?? new Date();
         const report = await checkConnect({

@@ -1,6 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { parseTarget } from '../cli/doctor-connect.js';
-import { encodeName, parseName } from '../pki/index.js';
+import type { KeyObject } from 'node:crypto';
+import {
+  createIssuer,
+  encodeName,
+  exportPrivateKeyPem,
+  formatName,
+  generateKey,
+  parseCertificate,
+  parseName,
+  selfSign,
+  spkiOf,
+  type Certificate,
+} from '../pki/index.js';
+
+interface Party {
+  cert: Certificate;
+  key: KeyObject;
+  pem: string;
+}
 import { checkLocalClient, connectReport, diagnose, type ConnectFinding } from './connect.js';
 import type { Observation } from './connect-probe.js';
 import {
@@ -358,5 +376,128 @@ describe('HOST:PORT', () => {
   ])('%s', (text, host, port) => expect(parseTarget(text)).toEqual({ host, port }));
   it.each(['api.internal', ':443', 'host:0', 'host:70000', '::1:443'])('%s is a usage error', (text) => {
     expect(() => parseTarget(text)).toThrow(/HOST:PORT/);
+  });
+});
+
+describe('the client files and a refusal, with generated certificates', () => {
+  const at = new Date();
+  const mk = (name: string): { root: Party; inter: Party } => {
+    const rootKey = generateKey('p256');
+    const r = selfSign(rootKey, { profile: 'root', subject: parseName(`CN=${name} Root`) });
+    const root = { cert: parseCertificate(r.der), key: rootKey, pem: r.pem };
+    const interKey = generateKey('p256');
+    const i = createIssuer(root.cert, rootKey).issue({
+      profile: 'intermediate',
+      subject: parseName(`CN=${name} Intermediate`),
+      publicKey: spkiOf(interKey),
+    });
+    return { root, inter: { cert: parseCertificate(i.der), key: interKey, pem: i.pem } };
+  };
+  const leafOf = (issuer: Party, cn: string): Party => {
+    const key = generateKey('p256');
+    const c = createIssuer(issuer.cert, issuer.key).issue({
+      profile: 'client',
+      subject: parseName(`CN=${cn}`),
+      publicKey: spkiOf(key),
+      ttlMs: 3_600_000,
+    });
+    return { cert: parseCertificate(c.der), key, pem: c.pem };
+  };
+  const clientCa = mk('Client CA');
+  const alice = leafOf(clientCa.inter, 'alice');
+  const file = (path: string, text: string): { path: string; data: Buffer } => ({
+    path,
+    data: Buffer.from(text),
+  });
+  const input = {
+    host: 'api.internal',
+    port: 443,
+    cert: file('alice.chain.pem', alice.pem + clientCa.inter.pem),
+    key: file('alice.key', exportPrivateKeyPem(alice.key)),
+  };
+  const refusedTls12 = (names: string[]): Observation => {
+    const cr = parseCertificateRequest12(certificateRequest(names));
+    return {
+      target: 'api.internal:443',
+      stage: 'answer',
+      timedOut: false,
+      tcpConnected: true,
+      serverChain: [],
+      protocol: 'TLSv1.2',
+      certRequested: true,
+      certSent: true,
+      caNames: cr.caNames,
+      caNamesDer: cr.caNamesDer,
+      http: parseHttpAnswer(nginx400('The SSL certificate error'))!,
+      ms: 1,
+    };
+  };
+  const errors = (r: ReturnType<typeof diagnose>): [string, string][] =>
+    r.findings.filter((f) => f.severity === 'error').map((f) => [f.code, f.side]);
+
+  it('a sound chain is sendable, leaf first, with no finding', () => {
+    const local = checkLocalClient(input, at);
+    expect(local.findings.filter((f) => f.severity === 'error')).toEqual([]);
+    expect(local.sendable).toBe(true);
+  });
+
+  it('a certificate without a key is a file_format error and is not sent', () => {
+    const local = checkLocalClient({ host: 'h', port: 1, cert: input.cert }, at);
+    expect(local.sendable).toBe(false);
+    expect(local.findings.map((f) => [f.code, f.side])).toContainEqual(['file_format', 'client']);
+  });
+
+  it('refused while the chain reaches the root the server names: the server (client_cert_rejected)', () => {
+    const r = diagnose({
+      input,
+      local: checkLocalClient(input, at),
+      obs: refusedTls12([formatName(clientCa.root.cert.subject)]),
+      at,
+    });
+    expect(errors(r)).toEqual([['client_cert_rejected', 'server']]);
+    expect(r.findings[0]!.evidence.serverAccepts).toEqual([formatName(clientCa.root.cert.subject)]);
+  });
+
+  it('refused while the server names only the intermediate: partial_chain on the server', () => {
+    const r = diagnose({
+      input,
+      local: checkLocalClient(input, at),
+      obs: refusedTls12([formatName(clientCa.inter.cert.subject)]),
+      at,
+    });
+    expect(errors(r)).toEqual([['partial_chain', 'server']]);
+  });
+
+  it('refused by a server that names another CA: unknown_ca on the client, with the names as evidence', () => {
+    const r = diagnose({
+      input,
+      local: checkLocalClient(input, at),
+      obs: refusedTls12(['CN=Somebody Else Root']),
+      at,
+    });
+    expect(errors(r)).toEqual([['unknown_ca', 'client']]);
+    expect(r.findings[0]!.evidence.acceptableCaNames).toEqual(['CN=Somebody Else Root']);
+  });
+
+  it('a leaf sent alone to a server that names the root: missing_intermediate on the client', () => {
+    const alone = { ...input, cert: file('alice.crt', alice.pem) };
+    const r = diagnose({
+      input: alone,
+      local: checkLocalClient(alone, at),
+      obs: refusedTls12([formatName(clientCa.root.cert.subject)]),
+      at,
+    });
+    expect(errors(r)).toEqual([['missing_intermediate', 'client']]);
+  });
+
+  it('the alert certificate_revoked (HAProxy) is revoked on the client', () => {
+    const obs: Observation = {
+      ...refusedTls12([formatName(clientCa.root.cert.subject)]),
+      protocol: 'TLSv1.3',
+      alert: { name: 'certificate_revoked', code: 44, fatal: true, when: 'after-handshake' },
+    };
+    delete obs.http;
+    const r = diagnose({ input, local: checkLocalClient(input, at), obs, at });
+    expect(errors(r)).toEqual([['revoked', 'client']]);
   });
 });

@@ -122,6 +122,15 @@ export function checkLocalClient(input: ConnectInput, at: Date): LocalClient {
     out.sendable =
       findings.length === before || !findings.slice(before).some((f) => f.code === 'key_mismatch');
   }
+  if (!k && !key)
+    findings.push({
+      code: 'file_format',
+      side: 'client',
+      severity: 'error',
+      message: `No private key for ${subjectString(p.leaf)}: ${input.cert!.path} holds none and --key was not given, so the certificate cannot be sent.`,
+      evidence: { ...certEvidence(p.leaf, input.cert!.path) },
+      fix: `Give the key written with the certificate: --key ${input.cert!.path.replace(/(\.chain)?\.(pem|crt)$/, '')}.key`,
+    });
   lintPresented(p, at, findings);
   // The chain on its own: signatures, CA flags, path lengths and dates up to the last certificate
   // sent (the server's bundle, which holds the root, is not known here: trust is judged later).
