@@ -74,9 +74,10 @@ describe('mtls agent killed with SIGKILL during renewals', () => {
     let kills = 0;
     const deadline = Date.now() + 100_000;
     for (let i = 0; i < 80 && Date.now() < deadline; i++) {
-      if (i > 0) current = await startAgentProcess(config, 'warn');
+      const running = current ?? (await startAgentProcess(config, 'warn'));
+      current = running;
       await new Promise((r) => setTimeout(r, 30 + Math.floor(Math.random() * 700)));
-      await current.stop('SIGKILL');
+      await running.stop('SIGKILL');
       current = undefined;
       kills++;
       serials.add(checkConsistent(dir));
