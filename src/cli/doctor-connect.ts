@@ -21,12 +21,17 @@ const SIDE_TITLE: Record<ConnectSide, string> = {
 
 const EVIDENCE_ORDER = ['target', 'protocol', 'alert', 'answer', 'body', 'file', 'subject', 'issuer'];
 
-function evidenceLines(f: ConnectFinding): string[] {
-  const keys = Object.keys(f.evidence).sort((a, b) => {
-    const ia = EVIDENCE_ORDER.indexOf(a);
-    const ib = EVIDENCE_ORDER.indexOf(b);
-    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
-  });
+function evidenceLines(f: ConnectFinding, shown?: ConnectFinding): string[] {
+  // What the "observed" block already shows is not repeated under each finding.
+  const same = (k: string): boolean =>
+    shown !== undefined && JSON.stringify(shown.evidence[k]) === JSON.stringify(f.evidence[k]);
+  const keys = Object.keys(f.evidence)
+    .filter((k) => !same(k))
+    .sort((a, b) => {
+      const ia = EVIDENCE_ORDER.indexOf(a);
+      const ib = EVIDENCE_ORDER.indexOf(b);
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
+    });
   return keys.flatMap((k) => {
     const v = f.evidence[k];
     if (v === undefined || v === '') return [];
@@ -61,7 +66,7 @@ export function renderConnectReport(report: ConnectReport): string[] {
     lines.push('', SIDE_TITLE[side]);
     for (const f of list) {
       lines.push(`  ${f.severity} ${f.code}: ${f.message}`);
-      lines.push(...evidenceLines(f));
+      lines.push(...evidenceLines(f, seen));
       lines.push(`    fix: ${f.fix}`);
     }
   }
