@@ -254,9 +254,9 @@ export const DOCTOR_CODES = {
   },
   server_not_verified: {
     meaning:
-      'A client side does not verify the server’s certificate (OTel insecure_skip_verify: true, HAProxy server … verify none, Envoy UpstreamTlsContext without validation_context): anyone on the path can impersonate the server.',
+      'A client side does not verify the server’s certificate (nginx proxy_pass https:// without proxy_ssl_verify on, OTel insecure_skip_verify: true, HAProxy server … verify none, Envoy UpstreamTlsContext without validation_context): anyone on the path can impersonate the server.',
     side: 'client',
-    fix: 'Verify against the server’s CA: `ca_file: server-ca.pem` (OTel), `verify required ca-file server-ca.pem` (HAProxy), a validation_context (Envoy).',
+    fix: 'Verify against the server’s CA: `proxy_ssl_verify on;` with `proxy_ssl_trusted_certificate` (nginx), `ca_file: server-ca.pem` (OTel), `verify required ca-file server-ca.pem` (HAProxy), a validation_context (Envoy).',
   },
   tls_disabled: {
     meaning:

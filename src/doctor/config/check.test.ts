@@ -274,6 +274,34 @@ describe('doctor config on nginx', () => {
     expect(r.ok).toBe(true);
   });
 
+  it('nginx as the client: proxy_pass https:// without proxy_ssl_verify, verify without a CA, and a verified mTLS upstream', () => {
+    const up = (loc: string): string => nginx(`${MTLS}\n    location /api/ {\n${loc}\n    }`);
+    const r = check(up('      proxy_pass https://backend.example;'));
+    const nv = find(r, 'server_not_verified');
+    expect(nv).toMatchObject({ side: 'client', severity: 'warning' });
+    expect(nv.evidence.config).toBe('/etc/x/nginx.conf:10');
+    expect(nv.fix).toContain(
+      'proxy_ssl_verify on; proxy_ssl_trusted_certificate server-ca.pem; proxy_ssl_name HOST;',
+    );
+    expect(r.ok).toBe(true);
+    const noCa = check(up('      proxy_ssl_verify on;\n      proxy_pass https://backend.example;'));
+    expect(find(noCa, 'config_file_missing')).toMatchObject({ side: 'client', severity: 'error' });
+    const good = check(
+      up(
+        '      proxy_ssl_certificate client.pem;\n      proxy_ssl_certificate_key client.key;\n      proxy_ssl_trusted_certificate server-ca.pem;\n      proxy_ssl_verify on;\n      proxy_pass https://backend.example;',
+      ),
+    );
+    expect(good.findings.filter((f) => f.side === 'client')).toEqual([]);
+    const parsed = readConfig(
+      '/etc/x/nginx.conf',
+      Buffer.from(up('      grpc_ssl_name api.internal;\n      grpc_pass grpcs://10.0.0.1:443;')),
+      source,
+    );
+    const grpc = parsed.endpoints.find((e) => e.role === 'client');
+    expect(grpc).toMatchObject({ names: ['api.internal'], verify: { mode: 'none' } });
+    expect(grpc!.label).toBe('grpc_pass grpcs://10.0.0.1:443 in location /api/ of http server api.example');
+  });
+
   it('a config without any TLS server is not mTLS', () => {
     const r = check('http { server { listen 80; } }');
     expect(errors(r)).toEqual(['not_mtls']);

@@ -286,7 +286,25 @@ function checkEndpoint(ep: TlsEndpoint, isTarget: boolean, input: ConfigCheckInp
             ? `At ${where(ep.skipVerify)}: remove "insecure_skip_verify: true" and set "ca_file: server-ca.pem" (the root of the server's CA).`
             : ep.format === 'haproxy'
               ? `At ${where(ep.skipVerify)}: replace "verify none" with "verify required ca-file server-ca.pem".`
-              : `Add validation_context: { trusted_ca: { filename: server-ca.pem } } to the UpstreamTlsContext at ${where(ep.skipVerify)}.`,
+              : ep.format === 'nginx'
+                ? `${ep.skipVerify.text.includes('_verify') ? `At ${where(ep.skipVerify)} replace "${ep.skipVerify.text}" with` : `Next to ${where(ep.skipVerify)} add`} "${upstreamPrefix(ep)}verify on; ${upstreamPrefix(ep)}trusted_certificate server-ca.pem;${ep.names.length ? '' : ` ${upstreamPrefix(ep)}name HOST;`}"`
+                : `Add validation_context: { trusted_ca: { filename: server-ca.pem } } to the UpstreamTlsContext at ${where(ep.skipVerify)}.`,
+      });
+    if (
+      ep.verify.mode === 'required' &&
+      ep.ca.length === 0 &&
+      (ep.format === 'nginx' || ep.format === 'haproxy')
+    )
+      cfg.push({
+        code: 'config_file_missing',
+        side,
+        severity: 'error',
+        message: `${ep.label} verifies the server but names no CA bundle to verify it with: ${DIALECTS[ep.format].server} refuses to start.`,
+        evidence: cfgEvidence(ep.verify.at ?? ep.at),
+        fix:
+          ep.format === 'nginx'
+            ? `Add "${upstreamPrefix(ep)}trusted_certificate server-ca.pem;" (the root of the server's CA).`
+            : `Add "ca-file server-ca.pem" to ${ep.label.split(' in ')[0]} (the root of the server's CA).`,
       });
   }
 
@@ -438,6 +456,11 @@ function checkEndpoint(ep: TlsEndpoint, isTarget: boolean, input: ConfigCheckInp
   // ---- place the findings in the config: evidence and fixes in the server's own syntax
   for (const f of out) if (f.side === side || f.side === 'both') placeInConfig(f, ep, d);
   return [...cfg, ...out];
+}
+
+/** proxy_ssl_ or grpc_ssl_: the directive family of an nginx upstream endpoint. */
+function upstreamPrefix(ep: TlsEndpoint): string {
+  return ep.label.startsWith('grpc_pass') ? 'grpc_ssl_' : 'proxy_ssl_';
 }
 
 function firstSubject(file: InputFile | undefined): string | undefined {

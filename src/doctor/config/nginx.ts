@@ -234,11 +234,30 @@ const SSL_DIRECTIVES = new Set([
 /** The SSL directives in effect, each with its statements (ssl_certificate may repeat: RSA + ECDSA). */
 type Settings = Map<string, NginxStatement[]>;
 
+const UPSTREAM_DIRECTIVES = new Set(
+  ['proxy_ssl_', 'grpc_ssl_']
+    .flatMap((p) =>
+      [
+        'certificate',
+        'certificate_key',
+        'trusted_certificate',
+        'verify',
+        'verify_depth',
+        'name',
+        'password_file',
+      ].map((n) => p + n),
+    )
+    .concat(['proxy_ssl']),
+);
+
 /** A level's own statements of a directive replace the inherited ones (nginx's merge). */
-function settingsOf(stmts: readonly NginxStatement[], inherited: Settings): Settings {
+function settingsOf(
+  stmts: readonly NginxStatement[],
+  inherited: Settings,
+  names: ReadonlySet<string> = SSL_DIRECTIVES,
+): Settings {
   const own = new Map<string, NginxStatement[]>();
-  for (const s of stmts)
-    if (SSL_DIRECTIVES.has(s.name) && !s.block) own.set(s.name, [...(own.get(s.name) ?? []), s]);
+  for (const s of stmts) if (names.has(s.name) && !s.block) own.set(s.name, [...(own.get(s.name) ?? []), s]);
   return new Map([...inherited, ...own]);
 }
 
@@ -339,13 +358,82 @@ export function readNginx(file: string, text: string, source: ConfigSource): Par
     }
   };
 
+  /** nginx as the client: proxy_pass https:// (grpc_pass grpcs://) with the proxy_ssl_* (grpc_ssl_*) settings. */
+  const upstreams = (
+    block: readonly NginxStatement[],
+    inherited: Settings,
+    where: string,
+    stream: boolean,
+  ): void => {
+    const set = settingsOf(block, inherited, UPSTREAM_DIRECTIVES);
+    for (const s of block) {
+      const target = s.args[0] ?? '';
+      const grpc = s.name === 'grpc_pass' && /^grpcs:\/\//.test(target);
+      const tlsPass =
+        (s.name === 'proxy_pass' &&
+          (/^https:\/\//.test(target) || (stream && set.get('proxy_ssl')?.at(-1)?.args[0] === 'on'))) ||
+        grpc;
+      if (!s.block && tlsPass) {
+        const prefix = grpc ? 'grpc_ssl_' : 'proxy_ssl_';
+        const get = (n: string): NginxStatement | undefined => set.get(prefix + n)?.at(-1);
+        const unresolved: ConfigLocation[] = [];
+        const fileOf = (n: string): ConfigFileRef | undefined => {
+          const st = get(n);
+          const p = st?.args[0];
+          if (!st || p === undefined) return undefined;
+          if (hasVariable(p)) {
+            unresolved.push(loc(st));
+            return undefined;
+          }
+          return ref(base, p, loc(st));
+        };
+        const verifyStmt = get('verify');
+        const on = verifyStmt?.args[0] === 'on';
+        const depthStmt = get('verify_depth');
+        const cert = fileOf('certificate');
+        const key = fileOf('certificate_key');
+        const ca = fileOf('trusted_certificate');
+        const passwordFile = fileOf('password_file');
+        const sni = get('name')?.args[0];
+        endpoints.push({
+          format: 'nginx',
+          role: 'client',
+          label: `${s.name} ${target} in ${where}`,
+          at: loc(s),
+          names: sni && !hasVariable(sni) ? [sni] : [],
+          tls: true,
+          ...(cert ? { cert } : {}),
+          ...(key ? { key } : {}),
+          ca: ca ? [ca] : [],
+          ...(passwordFile ? { passwordFile } : {}),
+          verify: { mode: on ? 'required' : 'none', ...(verifyStmt ? { at: loc(verifyStmt) } : {}) },
+          ...(depthStmt && /^\d+$/.test(depthStmt.args[0] ?? '')
+            ? { verifyDepth: { value: Number(depthStmt.args[0]), at: loc(depthStmt) } }
+            : {}),
+          // nginx's default is proxy_ssl_verify off: the upstream's certificate is not checked.
+          ...(on ? {} : { skipVerify: verifyStmt ? loc(verifyStmt) : loc(s) }),
+          unresolved,
+        });
+      }
+      if (s.block && (s.name === 'location' || s.name === 'if' || s.name === 'limit_except'))
+        upstreams(s.block, set, `location ${s.args.join(' ')} of ${where}`, stream);
+    }
+  };
+
   for (const top of stmts) {
     if ((top.name === 'http' || top.name === 'stream') && top.block) {
       const inherited = settingsOf(top.block, new Map());
-      for (const s of top.block) if (s.name === 'server' && s.block) serverEndpoint(s, inherited, top.name);
+      const upInherited = settingsOf(top.block, new Map(), UPSTREAM_DIRECTIVES);
+      for (const s of top.block)
+        if (s.name === 'server' && s.block) {
+          serverEndpoint(s, inherited, top.name);
+          const names = s.block.filter((x) => x.name === 'server_name').flatMap((x) => x.args);
+          upstreams(s.block, upInherited, `${top.name} server ${names[0] ?? '_'}`, top.name === 'stream');
+        }
     } else if (top.name === 'server' && top.block) {
       // A fragment (a conf.d file given on its own): a server block at the top.
       serverEndpoint(top, new Map(), 'http');
+      upstreams(top.block, new Map(), 'server', false);
     }
   }
   return { format: 'nginx', file, endpoints };
