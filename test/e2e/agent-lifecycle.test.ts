@@ -17,7 +17,7 @@ import {
   writeAgentConfig,
   type AgentProcess,
 } from '../support/agent.js';
-import { revokeSerial, startCaService, type CaService } from '../support/ca-service.js';
+import { call, revokeSerial, startCaService, type CaService } from '../support/ca-service.js';
 import { assertBuilt, mtls } from '../support/cli.js';
 import { initCa } from '../support/pki.js';
 import { makeTempDir, removeTempDir } from '../support/tmp.js';
@@ -121,6 +121,8 @@ describe('mtls agent lifecycle', () => {
     expect(lines.length).toBeGreaterThanOrEqual(4);
     expect(new Set(lines)).toEqual(new Set(['web']));
     expect(Number(readFileSync(hupCount, 'utf8'))).toBeGreaterThanOrEqual(4);
+    const health = await call(agent.metricsUrl!, { path: '/healthz' });
+    expect(health.status).toBe(200);
     const text = await scrape(agent.metricsUrl!);
     expect(sample(text, 'mtls_agent_renewals_total{identity="web",result="ok"}')).toBeGreaterThanOrEqual(3);
     expect(sample(text, 'mtls_agent_enrollments_total{identity="web",result="ok"}')).toBe(1);
@@ -190,5 +192,39 @@ describe('mtls agent lifecycle', () => {
     expect(sample(text, 'mtls_agent_enrollments_total{identity="api",result="ok"}')).toBe(2);
     expect(readAgentFiles(dir).certificate.serial).toBe(after.serial);
     await agent.stop();
+  });
+
+  it('--once and status answer with exit codes; a bad config writes nothing', async () => {
+    const dir = join(root, 'cli');
+    // Invalid: an unknown key. Exit 2, and the identity directory is not created.
+    const bad = writeAgentConfig(
+      root,
+      { ca: caSection(ca), identities: [{ name: 'cli', dir, tokn: 'x' }] },
+      'agent-bad.yaml',
+    );
+    const r1 = await mtls(['agent', '--config', bad, '--once'], { cwd: root });
+    expect(r1.code).toBe(2);
+    expect(r1.stderr).toMatch(/MTLS_CONFIG_INVALID: .*identities\.0/);
+    expect(existsSync(dir)).toBe(false);
+    // A CA that is not there: --once exits 1 and status.json says why.
+    const down = writeAgentConfig(
+      root,
+      {
+        ca: { url: 'https://127.0.0.1:9', mtlsUrl: 'https://127.0.0.1:9', caFile: join(ca.dir, 'ca.pem') },
+        identities: [{ name: 'cli', dir, token: 'mtls_x.y' }],
+      },
+      'agent-down.yaml',
+    );
+    const r2 = await mtls(['agent', '--config', down, '--once', '--json'], { cwd: root });
+    expect(r2.code).toBe(1);
+    const out = JSON.parse(r2.stdout) as { ok: boolean; identities: { lastError?: { code: string } }[] };
+    expect(out.ok).toBe(false);
+    expect(out.identities[0]!.lastError?.code).toBe('MTLS_CA_UNREACHABLE');
+    expect(readStatus(dir)?.lastError?.code).toBe('MTLS_CA_UNREACHABLE');
+    const st = await mtls(['agent', 'status', '--config', down], { cwd: root });
+    expect(st.code).toBe(1);
+    expect(st.stdout).toMatch(/FAIL cli/);
+    expect(st.stdout).toMatch(/no certificate yet/);
+    expect(st.stdout).toMatch(/last error MTLS_CA_UNREACHABLE/);
   });
 });
