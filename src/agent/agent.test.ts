@@ -62,7 +62,7 @@ beforeAll(async () => {
   ca = await startCaServer({
     ca: fileCa,
     store,
-    config: parseCaConfig({ listen: '127.0.0.1:0', mtlsListen: '127.0.0.1:0' }),
+    config: parseCaConfig({ listen: '127.0.0.1:0', mtlsListen: '127.0.0.1:0', httpListen: '127.0.0.1:0' }),
     logger: createLogger({ level: 'silent' }),
   });
 });
@@ -129,6 +129,32 @@ describe('agent engine with a real CA', () => {
     expect(r.ok).toBe(false);
     expect(readStatus(dir)?.lastError?.code).toBe('MTLS_FILE_NOT_FOUND');
     expect(existsSync(join(dir, '..data'))).toBe(false);
+  });
+});
+
+describe('trust by a pinned root fingerprint', () => {
+  it('bootstraps from the roots URL when the fingerprint matches, and refuses another one', async () => {
+    const fp = loadFileCa(join(root, 'ca'), undefined).meta.rootFingerprint;
+    const pinned = (name: string, fingerprint: string, tok: string) =>
+      parseAgentConfig({
+        ca: {
+          url: ca.publicUrl,
+          mtlsUrl: ca.mtlsUrl,
+          rootFingerprint: fingerprint,
+          rootsUrl: `${ca.httpUrl!}/v1/roots`,
+        },
+        identities: [{ name, dir: join(root, name), sans: [`dns:${name}.internal`], token: tok, ttl: '1h' }],
+      });
+    const ok = await runAgentOnce(pinned('pinned', fp, await token(['dns:pinned.internal'])), { logger });
+    expect(ok.ok).toBe(true);
+    expect(readAgentFiles(join(root, 'pinned')).caPem).toContain('BEGIN CERTIFICATE');
+    const wrong = 'AA:'.repeat(31) + 'AA';
+    const bad = await runAgentOnce(pinned('wrongpin', wrong, await token(['dns:wrongpin.internal'])), {
+      logger,
+    });
+    expect(bad.ok).toBe(false);
+    expect(readStatus(join(root, 'wrongpin'))?.lastError?.code).toBe('MTLS_CA_ROOT_MISMATCH');
+    expect(existsSync(join(root, 'wrongpin', '..data'))).toBe(false);
   });
 });
 
