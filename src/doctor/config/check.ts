@@ -250,7 +250,7 @@ function checkEndpoint(ep: TlsEndpoint, isTarget: boolean, input: ConfigCheckInp
         code: 'config_file_missing',
         side,
         severity: 'error',
-        message: `${ep.label} requires client certificates but names no CA bundle to verify them with: ${d.server} refuses to start.`,
+        message: `${ep.label} requires client certificates but names no CA bundle to verify them with: ${ep.format === 'envoy' ? 'Envoy can verify no client certificate' : `${d.server} refuses to start`}.`,
         evidence: cfgEvidence(ep.verify.at ?? ep.at),
         fix: `Add "${d.clientCa('client-ca.pem')}" with the root of the CA that issues the client certificates.`,
       });
