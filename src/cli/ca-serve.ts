@@ -74,15 +74,10 @@ root (mtls ca root stage): /v1/roots then publishes them and the mTLS listener t
         const fileCa = loadFileCa(dir, caPassphrase(io, o.passphraseFile));
         const store = await openStore(config.db ?? `sqlite:${join(dir, 'ca.db')}`);
         const adminDir = ensureAdminCredential(fileCa, dir);
-        const running = await startCaServer({
-          ca: fileCa,
-          store,
-          config,
-          logger: createLogger({ level: o.logLevel, name: 'mtls-ca' }),
-        });
+        const logger = createLogger({ level: o.logLevel, name: 'mtls-ca' });
+        const running = await startCaServer({ ca: fileCa, store, config, logger });
         // SIGHUP re-reads ca.pem (and a staged root): the roots published at /v1/roots and trusted
         // by the mTLS listener. A new issuer (mtls ca root activate) needs a restart.
-        const logger = createLogger({ level: o.logLevel, name: 'mtls-ca' });
         const hup = (): void => {
           try {
             const pem = loadTrustPem(dir, fileCa.rootPem);
