@@ -307,6 +307,10 @@ backend upstream
     expect(code).toBe(c.failingSide === null ? 0 : 1);
     expect(errorsOf(report).map((f) => f.code)).toEqual(expect.arrayContaining(c.codes));
     if (c.codes.length === 0) expect(errorsOf(report), summary(report)).toEqual([]);
+    if (c.variant === 'verify-optional')
+      expect(errorsOf(report).find((f) => f.code === 'not_mtls')?.fix).toBe(
+        `At ${cfg}:12: on the bind line, replace "verify optional" with "verify required".`,
+      );
     // The backend's "verify none" is always reported (a warning: it does not break the connection).
     const nv = report.findings.find((f) => f.code === 'server_not_verified');
     expect(nv?.severity, summary(report)).toBe('warning');

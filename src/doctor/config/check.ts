@@ -230,9 +230,13 @@ function checkEndpoint(ep: TlsEndpoint, isTarget: boolean, input: ConfigCheckInp
       const fix =
         ep.format === 'otel' && ep.misplacedCa
           ? `At ${where(ep.misplacedCa.at)}: rename ca_file to client_ca_file ("client_ca_file: ${ep.misplacedCa.written}"): for a receiver, ca_file does not verify clients.`
-          : ep.verify.at
-            ? `At ${where(line)}: replace "${line.text}" with "${d.verifyOn}"${ep.ca.length ? '' : ` and add "${d.clientCa('client-ca.pem')}"`}.`
-            : `Add "${d.verifyOn}"${ep.ca.length ? '' : ` and "${d.clientCa('client-ca.pem')}"`} to ${ep.label} (${where(ep.at)}).`;
+          : ep.verify.at && ep.format === 'haproxy'
+            ? `At ${where(line)}: on the bind line, replace "verify ${ep.verify.mode}" with "verify required"${ep.ca.length ? '' : ' and add "ca-file client-ca.pem"'}.`
+            : ep.verify.at && ep.format === 'envoy'
+              ? `At ${where(line)}: replace "${line.text}" with "require_client_certificate: true"${ep.ca.length ? '' : ` and add "${d.clientCa('client-ca.pem')}"`}.`
+              : ep.verify.at
+                ? `At ${where(line)}: replace "${line.text}" with "${d.verifyOn}"${ep.ca.length ? '' : ` and add "${d.clientCa('client-ca.pem')}"`}.`
+                : `Add "${d.verifyOn}"${ep.ca.length ? '' : ` and "${d.clientCa('client-ca.pem')}"`} to ${ep.label} (${where(ep.at)}).`;
       cfg.push({
         code: 'not_mtls',
         side,
