@@ -12,6 +12,8 @@ import {
   alertFromErrorCode,
   certificateList12,
   clientFlightTls13,
+  decryptServerHandshake13,
+  parseCertificateRequest13,
   tls13HashLength,
   looksLikeTls,
   parseCertificateRequest12,
@@ -154,6 +156,7 @@ export async function probe(o: ProbeOptions): Promise<Observation> {
     let flightWaiter: (() => void) | undefined;
     /** The client's TLS 1.3 flight, read before anything else is written. */
     let flight: ReturnType<typeof clientFlightTls13>;
+    let serverSecret: Buffer | undefined;
     const raw = netConnect({ host: obs.address!, port: o.port });
 
     const finish = (): void => {
@@ -185,9 +188,28 @@ export async function probe(o: ProbeOptions): Promise<Observation> {
       } else if (obs.protocol && obs.protocol !== 'TLSv1.3' && hs.some((m) => m.type === 14)) {
         obs.certRequested = false; // ServerHelloDone seen without a CertificateRequest
       }
+      let decrypted = false;
+      if (obs.protocol === 'TLSv1.3' && serverSecret && obs.cipher) {
+        // The server's encrypted handshake, read with the secret node:tls gives on 'keylog'.
+        const msgs = decryptServerHandshake13(inRecords, serverSecret, obs.cipher);
+        if (msgs?.some((m) => m.type === 20)) {
+          decrypted = true;
+          const cr13 = msgs.find((m) => m.type === HANDSHAKE.certificateRequest);
+          obs.certRequested = cr13 !== undefined;
+          if (cr13) {
+            try {
+              const names = parseCertificateRequest13(cr13.body);
+              obs.caNames = names?.caNames ?? [];
+              obs.caNamesDer = names?.caNamesDer ?? [];
+            } catch {
+              obs.caNames = [];
+            }
+          }
+        }
+      }
       if (obs.protocol === 'TLSv1.3') {
         if (flight) {
-          obs.certRequested = flight.certRequested;
+          if (!decrypted) obs.certRequested = flight.certRequested;
           obs.certSent = flight.certSent;
         }
       } else if (obs.certRequested !== undefined && obs.certSent === undefined) {
@@ -256,6 +278,10 @@ export async function probe(o: ProbeOptions): Promise<Observation> {
         finish();
         return;
       }
+      tls.on('keylog', (line: Buffer) => {
+        const m = /^SERVER_HANDSHAKE_TRAFFIC_SECRET [0-9a-f]+ ([0-9a-f]+)/i.exec(line.toString('latin1'));
+        if (m) serverSecret = Buffer.from(m[1]!, 'hex');
+      });
       tls.on('error', (e: NodeJS.ErrnoException) => {
         if (finished) return;
         if (!obs.notTls) obs.error = { code: e.code ?? 'ETLS', message: e.message };

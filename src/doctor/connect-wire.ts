@@ -2,6 +2,7 @@
 // the handshake: TLS 1.2's CertificateRequest with its acceptable CA names, plaintext alerts, the
 // client's own flight), alert names (numbers and Node's error codes), and the HTTP answers of nginx
 // and mtls proxy.
+import { createDecipheriv, createHmac, type DecipherGCM } from 'node:crypto';
 import { decodeName, formatName, read } from '../pki/index.js';
 
 export interface TlsRecord {
@@ -299,4 +300,105 @@ export function bodyExcerpt(body: string): string {
     .replace(/\s+/g, ' ')
     .trim()
     .slice(0, 160);
+}
+
+// ---------------------------------------------------------------- TLS 1.3: the encrypted CertificateRequest
+
+const TLS13_SUITES: Record<string, { alg: string; keyLen: number; hash: 'sha256' | 'sha384' }> = {
+  TLS_AES_128_GCM_SHA256: { alg: 'aes-128-gcm', keyLen: 16, hash: 'sha256' },
+  TLS_AES_256_GCM_SHA384: { alg: 'aes-256-gcm', keyLen: 32, hash: 'sha384' },
+  TLS_CHACHA20_POLY1305_SHA256: { alg: 'chacha20-poly1305', keyLen: 32, hash: 'sha256' },
+};
+
+/** HKDF-Expand-Label (RFC 8446 7.1) for outputs no longer than one hash block (keys and IVs). */
+export function hkdfExpandLabel(hash: string, secret: Buffer, label: string, length: number): Buffer {
+  const full = Buffer.from(`tls13 ${label}`);
+  const info = Buffer.concat([
+    Buffer.from([length >> 8, length & 0xff, full.length]),
+    full,
+    Buffer.from([0]),
+  ]);
+  return createHmac(hash, secret)
+    .update(Buffer.concat([info, Buffer.from([1])]))
+    .digest()
+    .subarray(0, length);
+}
+
+/**
+ * The server's TLS 1.3 handshake messages after ServerHello (EncryptedExtensions, CertificateRequest,
+ * Certificate, CertificateVerify, Finished), decrypted with the server handshake traffic secret that
+ * node:tls hands out on its `keylog` event. Undefined when the suite is unknown or a record does not
+ * decrypt (then the caller falls back to reading the client's own flight).
+ */
+export function decryptServerHandshake13(
+  records: readonly TlsRecord[],
+  secret: Buffer,
+  cipher: string,
+): { type: number; body: Buffer }[] | undefined {
+  const suite = TLS13_SUITES[cipher];
+  if (!suite) return undefined;
+  const key = hkdfExpandLabel(suite.hash, secret, 'key', suite.keyLen);
+  const iv = hkdfExpandLabel(suite.hash, secret, 'iv', 12);
+  const parts: Buffer[] = [];
+  let seq = 0n;
+  for (const r of records) {
+    if (r.type !== RECORD.applicationData) continue;
+    if (r.body.length < 17) return undefined;
+    const nonce = Buffer.from(iv);
+    const s = Buffer.alloc(8);
+    s.writeBigUInt64BE(seq++);
+    for (let i = 0; i < 8; i++) nonce[4 + i]! ^= s[i]!;
+    const header = Buffer.from([RECORD.applicationData, 3, 3, r.body.length >> 8, r.body.length & 0xff]);
+    let plain: Buffer;
+    try {
+      const d = createDecipheriv(suite.alg, key, nonce, { authTagLength: 16 } as never) as DecipherGCM;
+      d.setAAD(header);
+      d.setAuthTag(r.body.subarray(r.body.length - 16));
+      plain = Buffer.concat([d.update(r.body.subarray(0, r.body.length - 16)), d.final()]);
+    } catch {
+      break; // past the handshake: application traffic keys
+    }
+    let end = plain.length;
+    while (end > 0 && plain[end - 1] === 0) end--;
+    if (end === 0) return undefined;
+    if (plain[end - 1] === RECORD.handshake) parts.push(plain.subarray(0, end - 1));
+  }
+  const buf = Buffer.concat(parts);
+  const out: { type: number; body: Buffer }[] = [];
+  let o = 0;
+  while (o + 4 <= buf.length) {
+    const len = buf.readUIntBE(o + 1, 3);
+    if (o + 4 + len > buf.length) break;
+    out.push({ type: buf[o]!, body: buf.subarray(o + 4, o + 4 + len) });
+    o += 4 + len;
+    if (buf[o - 4 - len] === 20) break; // Finished
+  }
+  return out.length ? out : undefined;
+}
+
+/** TLS 1.3's CertificateRequest (RFC 8446 4.3.2): the certificate_authorities extension (47), if sent. */
+export function parseCertificateRequest13(
+  body: Buffer,
+): { caNames: string[]; caNamesDer: Buffer[] } | undefined {
+  let o = 1 + body[0]!; // certificate_request_context
+  const end = o + 2 + body.readUInt16BE(o);
+  o += 2;
+  while (o + 4 <= end && o + 4 <= body.length) {
+    const type = body.readUInt16BE(o);
+    const len = body.readUInt16BE(o + 2);
+    if (type === 47) {
+      const list = body.subarray(o + 4, o + 4 + len);
+      const n = list.readUInt16BE(0);
+      const caNamesDer: Buffer[] = [];
+      let p = 2;
+      while (p + 2 <= 2 + n) {
+        const l = list.readUInt16BE(p);
+        caNamesDer.push(list.subarray(p + 2, p + 2 + l));
+        p += 2 + l;
+      }
+      return { caNamesDer, caNames: caNamesDer.map((d) => nameText(d)) };
+    }
+    o += 4 + len;
+  }
+  return undefined;
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseTarget } from '../cli/doctor-connect.js';
-import type { KeyObject } from 'node:crypto';
+import { createCipheriv, randomBytes, type KeyObject } from 'node:crypto';
 import {
   createIssuer,
   encodeName,
@@ -26,6 +26,9 @@ import {
   bodyExcerpt,
   certificateList12,
   clientFlightTls13,
+  decryptServerHandshake13,
+  hkdfExpandLabel,
+  parseCertificateRequest13,
   looksLikeTls,
   nginxPage,
   parseCertificateRequest12,
@@ -499,5 +502,48 @@ describe('the client files and a refusal, with generated certificates', () => {
     delete obs.http;
     const r = diagnose({ input, local: checkLocalClient(input, at), obs, at });
     expect(errors(r)).toEqual([['revoked', 'client']]);
+  });
+});
+
+describe('TLS 1.3: the encrypted CertificateRequest, read with the keylog secret', () => {
+  it('derives the handshake key and IV as RFC 8448 (simple 1-RTT) does', () => {
+    const secret = Buffer.from('b67b7d690cc16c4e75e54213cb2d37b4e9c912bcded9105d42befd59d391ad38', 'hex');
+    expect(hkdfExpandLabel('sha256', secret, 'key', 16).toString('hex')).toBe(
+      '3fce516009c21727d0f2e4e86ee403bc',
+    );
+    expect(hkdfExpandLabel('sha256', secret, 'iv', 12).toString('hex')).toBe('5d313eb2671276ee13000b30');
+  });
+
+  it('decrypts the server flight and reads certificate_authorities from the CertificateRequest', () => {
+    const secret = randomBytes(32);
+    const key = hkdfExpandLabel('sha256', secret, 'key', 16);
+    const iv = hkdfExpandLabel('sha256', secret, 'iv', 12);
+    let seq = 0;
+    const seal = (msg: Buffer): TlsRecord => {
+      const inner = Buffer.concat([msg, Buffer.from([22])]);
+      const nonce = Buffer.from(iv);
+      nonce[11]! ^= seq++;
+      const len = inner.length + 16;
+      const c = createCipheriv('aes-128-gcm', key, nonce);
+      c.setAAD(Buffer.from([23, 3, 3, len >> 8, len & 0xff]));
+      const body = Buffer.concat([c.update(inner), c.final(), c.getAuthTag()]);
+      return { type: 23, version: 0x0303, body };
+    };
+    const dn = encodeName(parseName('CN=Client CA Root'));
+    const cas = Buffer.concat([u16(dn.length + 2), u16(dn.length), dn]);
+    const ext = Buffer.concat([u16(47), u16(cas.length), cas]);
+    const cr = handshake(13, Buffer.concat([Buffer.from([0]), u16(ext.length), ext]));
+    const recs = [
+      { type: 20, version: 0x0303, body: Buffer.from([1]) },
+      seal(handshake(8, u16(0))),
+      seal(cr),
+      seal(handshake(20, Buffer.alloc(32))),
+      { type: 23, version: 0x0303, body: randomBytes(40) }, // application traffic: not decryptable
+    ];
+    const msgs = decryptServerHandshake13(recs, secret, 'TLS_AES_128_GCM_SHA256')!;
+    expect(msgs.map((m) => m.type)).toEqual([8, 13, 20]);
+    expect(parseCertificateRequest13(msgs[1]!.body)?.caNames).toEqual(['CN=Client CA Root']);
+    expect(decryptServerHandshake13(recs, randomBytes(32), 'TLS_AES_128_GCM_SHA256')).toBeUndefined();
+    expect(decryptServerHandshake13(recs, secret, 'TLS_UNKNOWN')).toBeUndefined();
   });
 });

@@ -12,7 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { assertBuilt, mtls, mtlsJson } from '../support/cli.js';
 import { connectExpectation } from '../support/doctor-connect-expect.js';
 import { buildCorpus, type Scenario } from '../support/doctor-corpus.js';
-import { startHaproxy, startNginx, type Peer } from '../support/peers.js';
+import { existsSync } from 'node:fs';
+import { nginxConfig, startHaproxy, startNginx, startPeer, type Peer } from '../support/peers.js';
+import { program } from '../support/cli.js';
 import { LOOPBACK, freePort } from '../support/ports.js';
 import { startEchoUpstream, startProxy, type EchoUpstream, type RunningProxy } from '../support/proxy.js';
 import { makeTempDir, removeTempDir } from '../support/tmp.js';
@@ -281,6 +283,71 @@ describe('mtls doctor connect against mtls proxy (strict) and HAProxy (verify re
       }
     } finally {
       await haproxy.stop();
+    }
+  });
+});
+
+describe('mtls doctor connect against nginx limited to TLS 1.3 (verdicts after the client’s Finished)', () => {
+  /** startNginx's config with ssl_protocols TLSv1.3: the CertificateRequest is encrypted. */
+  async function startNginx13(s: Scenario, dir: string): Promise<Peer> {
+    const prefix = join(dir, 'nginx');
+    await mkdir(join(prefix, 'tmp'), { recursive: true });
+    await mkdir(join(prefix, 'logs'), { recursive: true });
+    const conf = join(prefix, 'nginx.conf');
+    const pid = join(prefix, 'nginx.pid');
+    const certChain = s.server.chain
+      ? await joined(dir, 'server.pem', [s.server.cert, s.server.chain])
+      : s.server.cert;
+    return startPeer('nginx', async (port) => {
+      const text = nginxConfig(
+        { prefix, certChain, key: s.server.key, clientCa: s.client.ca, verifyDepth: s.verifyDepth },
+        port,
+      ).replace('ssl_verify_client on;', 'ssl_verify_client on;\n    ssl_protocols TLSv1.3;');
+      await writeFile(conf, text);
+      return {
+        command: program('nginx'),
+        args: [
+          '-p',
+          prefix,
+          '-e',
+          'stderr',
+          '-c',
+          conf,
+          '-g',
+          `daemon off; pid ${pid}; error_log stderr info;`,
+        ],
+        cwd: prefix,
+        ready: () => existsSync(pid),
+      };
+    });
+  }
+
+  it.each([
+    'healthy ECDSA P-256, leaf + intermediate, root-only bundles',
+    'no client certificate',
+    'client certificate from a CA the server does not trust',
+    'client CA bundle holds only the intermediate',
+  ])('%s', async (name) => {
+    const s = byName(name);
+    const dir = join(root, `tls13-${name.replace(/\W+/g, '-')}`);
+    await mkdir(dir, { recursive: true });
+    const nginx = await startNginx13(s, dir);
+    try {
+      const run = await doctorConnect(nginx.port, {
+        servername: s.host,
+        ...(s.client.cert ? { cert: s.client.cert } : {}),
+        ...(s.client.key ? { key: s.client.key } : {}),
+        ca: s.server.ca,
+      });
+      const want = connectExpectation(s);
+      expectVerdict(run, want.failingSide, want.codes);
+      const seen = run.report.findings.find((f) => f.code === 'connected')!;
+      expect(seen.evidence.protocol).toBe('TLSv1.3');
+      // The CertificateRequest is encrypted: read with the handshake secret of node:tls's keylog.
+      expect(seen.evidence.clientCertRequested).toBe('yes');
+      expect(seen.evidence.acceptableCaNames).toEqual([expect.stringContaining('doctor Client CA')]);
+    } finally {
+      await nginx.stop();
     }
   });
 });
