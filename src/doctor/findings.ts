@@ -184,7 +184,7 @@ export const DOCTOR_CODES = {
   },
   not_mtls: {
     meaning:
-      'The server never asks for a client certificate (not mTLS, or an L7 proxy in front). Reported by the connect mode (not built yet).',
+      'The server never asks for a client certificate (not mTLS, or an L7 proxy in front): seen live by the connect mode, or in a server config that does not require one (config mode).',
     side: 'server',
     fix: '`ssl_verify_client on;` with `ssl_client_certificate CLIENT-CA;`.',
   },

@@ -1,5 +1,5 @@
-// The doctor: says which side of an mTLS connection fails, why, and how to fix it. A pure engine of
-// checks over files (modes `files` and `pair`); the `connect` and `config` modes plug in here later.
+// The doctor: says which side of an mTLS connection fails, why, and how to fix it. One engine of
+// checks over files (`files`, `pair`), server configs (`config`) and a live handshake (`connect`).
 export * from './findings.js';
 export type { InputFile } from './load.js';
 export { checkFiles, type FilesInput } from './files.js';
