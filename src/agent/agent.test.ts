@@ -30,7 +30,7 @@ const logger = createLogger({
   }),
 });
 
-async function token(sans: string[]): Promise<string> {
+async function token(sans: string[], profile = 'client'): Promise<string> {
   const admin = join(root, 'ca', 'admin');
   const { createCaClient } = await import('../ca/index.js');
   const r = await createCaClient({
@@ -38,7 +38,7 @@ async function token(sans: string[]): Promise<string> {
     ca: readFileSync(join(root, 'ca', 'ca.pem')),
     cert: readFileSync(join(admin, 'chain.pem')),
     key: readFileSync(join(admin, 'key.pem')),
-  }).post<{ token: string }>('/v1/tokens', { profile: 'client', sans, maxTtl: '1h' });
+  }).post<{ token: string }>('/v1/tokens', { profile, sans, maxTtl: '1h' });
   return r.token;
 }
 
@@ -74,6 +74,36 @@ afterAll(async () => {
 });
 
 describe('agent engine with a real CA', () => {
+  it('renews a server certificate (no clientAuth, so no mTLS) at the public endpoint with a proof of possession', async () => {
+    const dir = join(root, 'server-id');
+    const config = parseAgentConfig({
+      ca: { url: ca.publicUrl, mtlsUrl: ca.mtlsUrl, caFile: join(root, 'ca', 'ca.pem') },
+      identities: [
+        {
+          name: 'api',
+          dir,
+          profile: 'server',
+          sans: ['dns:api.internal'],
+          token: await token(['dns:api.internal'], 'server'),
+          ttl: '1h',
+        },
+      ],
+    });
+    let now = new Date();
+    const clock = { now: () => now };
+    const metrics = createAgentMetrics({ defaultMetrics: false });
+    expect((await runAgentOnce(config, { logger, clock, metrics, random: () => 0 })).ok).toBe(true);
+    const a = readAgentFiles(dir);
+    expect(a.certificate.extKeyUsage).toEqual(['1.3.6.1.5.5.7.3.1']);
+    now = new Date(now.getTime() + 41 * 60_000);
+    const renewed = await runAgentOnce(config, { logger, clock, metrics, random: () => 0 });
+    expect(renewed.ok, JSON.stringify(renewed.statuses[0]?.lastError)).toBe(true);
+    const b = readAgentFiles(dir);
+    expect(b.certificate.serial).not.toBe(a.certificate.serial);
+    expect(b.certificate.spki.equals(a.certificate.spki)).toBe(false);
+    expect(b.certificate.subjectAltNames).toEqual([{ type: 'dns', value: 'api.internal' }]);
+  });
+
   it('enrolls with the token, renews over mTLS with a fresh key when due, and runs the hooks', async () => {
     const dir = join(root, 'id1');
     const marker = join(root, 'marker');

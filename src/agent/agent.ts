@@ -14,6 +14,7 @@ import {
   exportPrivateKeyPem,
   generateKey,
   keyMatchesSpki,
+  OID,
   readCertificates,
   systemClock,
   type Clock,
@@ -436,9 +437,13 @@ class IdentityWorker {
       } else {
         const f = this.files!;
         const csr = createCsr({ key, subject: f.certificate.subject });
-        if (expired) {
-          // The mTLS listener refuses an expired client certificate in the handshake; the public
-          // endpoint with a proof of possession lets the CA apply its renewAfterExpiry grace.
+        // A certificate without clientAuth (a server certificate) cannot authenticate a TLS client:
+        // the mTLS listener would refuse it in the handshake, so it renews at the public endpoint
+        // with a proof of possession of its key (as `mtls renew` does). Same for an expired one:
+        // the public endpoint lets the CA apply its renewAfterExpiry grace.
+        const eku = f.certificate.extKeyUsage;
+        const canAuthenticate = !eku || eku.includes(OID.clientAuth) || eku.includes(OID.anyExtendedKeyUsage);
+        if (expired || !canAuthenticate) {
           const proof = cryptoSign(
             f.key.asymmetricKeyType === 'ed25519' ? null : 'sha256',
             createHash('sha256').update(csr.der).digest(),
