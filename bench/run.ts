@@ -1,7 +1,8 @@
 // `npm run bench`: mtlskit issuance and CSR-to-certificate throughput next to @peculiar/x509 and the
 // openssl CLI, in one run, on one core (section pki); then the CA service under load next to cfssl and
 // openssl (section ca, bench/ca-bench.ts); then mtls proxy next to nginx and HAProxy (section proxy,
-// bench/proxy-bench.ts). `npm run bench -- --only pki|ca|proxy` runs one section.
+// bench/proxy-bench.ts); then the wall time of `mtls doctor` next to the manual openssl workflow (section
+// doctor, bench/doctor-bench.ts). `npm run bench -- --only pki|ca|proxy|doctor` runs one section.
 // Benchmarks inform; they never fail the build (exit code 0).
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -21,6 +22,7 @@ import {
 } from './contenders.js';
 import { runCaBench } from './ca-bench.js';
 import { runProxyBench } from './proxy-bench.js';
+import { runDoctorBench } from './doctor-bench.js';
 import { createFixtures, type Fixtures } from './fixtures.js';
 import {
   IN_PROCESS,
@@ -288,14 +290,16 @@ function printVerdict(rows: Row[]): void {
   console.log('(benchmarks inform; they do not gate: exit code 0 either way)');
 }
 
-/** `--only pki`, `--only ca` or `--only proxy` (also `--only=ca`); undefined runs every section. */
-function onlySection(): 'pki' | 'ca' | 'proxy' | undefined {
+/** `--only pki`, `--only ca`, `--only proxy` or `--only doctor` (also `--only=ca`); undefined runs every section. */
+function onlySection(): 'pki' | 'ca' | 'proxy' | 'doctor' | undefined {
   const args = process.argv.slice(2);
   const i = args.findIndex((a) => a === '--only' || a.startsWith('--only='));
   if (i < 0) return undefined;
   const v = args[i]!.includes('=') ? args[i]!.split('=')[1] : args[i + 1];
-  if (v === 'pki' || v === 'ca' || v === 'proxy') return v;
-  console.error(`bench: --only takes pki, ca or proxy, not ${v ?? '(nothing)'}; running every section`);
+  if (v === 'pki' || v === 'ca' || v === 'proxy' || v === 'doctor') return v;
+  console.error(
+    `bench: --only takes pki, ca, proxy or doctor, not ${v ?? '(nothing)'}; running every section`,
+  );
   return undefined;
 }
 
@@ -322,6 +326,10 @@ if (process.env[PINNED_ENV]) {
   if (only === undefined || only === 'proxy') {
     if (only !== 'proxy') console.log('');
     await section('proxy', runProxyBench);
+  }
+  if (only === undefined || only === 'doctor') {
+    if (only !== 'doctor') console.log('');
+    await section('doctor', runDoctorBench);
   }
 }
 process.exitCode = 0;
