@@ -1,9 +1,7 @@
 // agent.yaml: the zod schema (unknown keys are errors) and the loader (paths relative to the file).
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { durationSchema } from '../config/index.js';
+import { deepFreeze, durationSchema, readYamlMapping } from '../config/index.js';
 import { MtlsError } from '../errors/index.js';
 import { KEY_TYPES } from '../pki/index.js';
 
@@ -162,32 +160,7 @@ export function parseAgentConfig(
   return deepFreeze(out);
 }
 
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object') {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
-}
-
 export function loadAgentConfig(path: string): AgentConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new MtlsError('MTLS_FILE_NOT_FOUND', `Cannot read the agent config ${path}.`, {
-      cause: e,
-      fix: 'Check the --config path.',
-    });
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw new MtlsError('MTLS_CONFIG_INVALID', `${path} is not valid YAML: ${(e as Error).message}`, {
-      cause: e,
-      fix: 'Fix the YAML syntax (indentation, quotes).',
-    });
-  }
+  const doc = readYamlMapping(path, 'agent config', { keysHint: 'an identities key', doc: 'docs/agent.md' });
   return parseAgentConfig(doc, path, dirname(resolve(path)));
 }

@@ -1,9 +1,7 @@
 // Issuance policy: the ca.yaml schema (zod, unknown keys are errors), identity strings and the glob
 // patterns that provisioners, tokens and admin lists use to say who may get what.
-import { readFileSync } from 'node:fs';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { durationSchema } from '../config/index.js';
+import { durationSchema, readYamlMapping } from '../config/index.js';
 import { MtlsError } from '../errors/index.js';
 import {
   commonName,
@@ -99,33 +97,9 @@ export function parseCaConfig(input: unknown, source = 'ca config'): CaConfig {
  * file > default), and validates the result once.
  */
 export function loadCaConfig(path: string | undefined, overrides: Record<string, unknown> = {}): CaConfig {
-  let doc: unknown = {};
-  if (path) {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (e) {
-      throw new MtlsError('MTLS_FILE_NOT_FOUND', `Cannot read the CA config ${path}.`, {
-        cause: e,
-        fix: 'Check the --config path.',
-      });
-    }
-    try {
-      doc = parseYaml(text) ?? {};
-    } catch (e) {
-      throw new MtlsError('MTLS_CONFIG_INVALID', `${path} is not valid YAML: ${(e as Error).message}`, {
-        cause: e,
-        fix: 'Fix the YAML syntax (indentation, quotes).',
-      });
-    }
-    if (typeof doc !== 'object' || Array.isArray(doc)) {
-      throw new MtlsError('MTLS_CONFIG_INVALID', `${path} must hold a mapping of keys.`, {
-        fix: 'See docs/ca.md for the keys.',
-      });
-    }
-  }
+  const doc = path ? readYamlMapping(path, 'CA config', { doc: 'docs/ca.md' }) : {};
   const defined = Object.fromEntries(Object.entries(overrides).filter(([, v]) => v !== undefined));
-  return parseCaConfig({ ...(doc as Record<string, unknown>), ...defined }, path ?? 'ca config');
+  return parseCaConfig({ ...doc, ...defined }, path ?? 'ca config');
 }
 
 // ------------------------------------------------------------------ identities

@@ -1,10 +1,8 @@
 // exporter.yaml: the zod schema (unknown keys are errors), the loader (paths and globs relative to
 // the file) and the same configuration built from command-line flags.
-import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { durationSchema } from '../config/index.js';
+import { deepFreeze, durationSchema, readYamlMapping } from '../config/index.js';
 import { MtlsError } from '../errors/index.js';
 
 /** "host:port" or "[v6]:port"; port 0 allowed only where `allowZero`. */
@@ -107,32 +105,14 @@ export function parseExporterConfig(
       ...(e.ca ? { ca: abs(e.ca) } : {}),
     })),
   };
-  return Object.freeze(out);
+  return deepFreeze(out);
 }
 
 /** Reads exporter.yaml; relative paths in it are relative to the file. */
 export function loadExporterConfig(path: string): ExporterConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new MtlsError('MTLS_FILE_NOT_FOUND', `Cannot read the exporter config ${path}.`, {
-      cause: e,
-      fix: 'Check the --config path.',
-    });
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw new MtlsError('MTLS_CONFIG_INVALID', `${path} is not valid YAML: ${(e as Error).message}`, {
-      cause: e,
-      fix: 'Fix the YAML syntax (indentation, quotes).',
-    });
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
-    throw new MtlsError('MTLS_CONFIG_INVALID', `${path} must hold a mapping (files, endpoints, listen…).`, {
-      fix: 'See docs/exporter.md for the keys.',
-    });
+  const doc = readYamlMapping(path, 'exporter config', {
+    keysHint: 'files, endpoints, listen…',
+    doc: 'docs/exporter.md',
+  });
   return parseExporterConfig(doc, path, dirname(resolve(path)));
 }

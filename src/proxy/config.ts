@@ -1,10 +1,8 @@
 // proxy.yaml: the zod schema (unknown keys are errors), the loader (paths relative to the file) and
 // the checks a valid document must also pass before any listener starts.
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { durationSchema } from '../config/index.js';
+import { deepFreeze, durationSchema, readYamlMapping } from '../config/index.js';
 import { MtlsError } from '../errors/index.js';
 import { OutboundSchema, outboundName, resolveOutboundPaths } from './outbound.js';
 
@@ -216,38 +214,9 @@ function deepestIssue(issue: Issue): Issue {
   return best;
 }
 
-function deepFreeze<T>(o: T): T {
-  if (o && typeof o === 'object') {
-    for (const v of Object.values(o)) deepFreeze(v);
-    Object.freeze(o);
-  }
-  return o;
-}
-
 /** Reads proxy.yaml; relative file paths in it are relative to the file. */
 export function loadProxyConfig(path: string): ProxyConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new MtlsError('MTLS_FILE_NOT_FOUND', `Cannot read the proxy config ${path}.`, {
-      cause: e,
-      fix: 'Check the --config path.',
-    });
-  }
-  let doc: unknown;
-  try {
-    doc = parseYaml(text);
-  } catch (e) {
-    throw new MtlsError('MTLS_CONFIG_INVALID', `${path} is not valid YAML: ${(e as Error).message}`, {
-      cause: e,
-      fix: 'Fix the YAML syntax (indentation, quotes).',
-    });
-  }
-  if (typeof doc !== 'object' || doc === null || Array.isArray(doc))
-    throw new MtlsError('MTLS_CONFIG_INVALID', `${path} must hold a mapping with a listeners key.`, {
-      fix: 'See docs/proxy.md for the keys.',
-    });
+  const doc = readYamlMapping(path, 'proxy config', { keysHint: 'a listeners key', doc: 'docs/proxy.md' });
   return parseProxyConfig(doc, path, dirname(resolve(path)));
 }
 
