@@ -40,6 +40,53 @@ function evidenceLines(f: Finding): string[] {
   });
 }
 
+/** Reports wrap at this width so that a single-cause failure fits on one screen of a normal terminal. */
+const WRAP = 110;
+
+/**
+ * Greedy word wrap of prose at spaces: `first` prefixes the first line, `next` the others. Paths,
+ * names and quoted directives contain no spaces, so they are never split.
+ */
+export function wrapProse(text: string, first: string, next: string, width = WRAP): string[] {
+  const lines: string[] = [];
+  let line = first;
+  let empty = true;
+  for (const word of text.split(' ')) {
+    if (!empty && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = next + word;
+    } else {
+      line += (empty ? '' : ' ') + word;
+    }
+    empty = false;
+  }
+  lines.push(line);
+  return lines;
+}
+
+/**
+ * A fix wraps only between sentences, after a colon (where a command or config line starts) and
+ * before a parenthesis, so that a command is never cut in two and stays copyable from one line.
+ */
+export function wrapFix(fix: string, first: string, next: string, width = WRAP): string[] {
+  const parts = fix.split(/(?<=[.:;] )(?=\S)| (?=\()/);
+  const lines: string[] = [];
+  let line = first;
+  let empty = true;
+  for (const part of parts) {
+    const piece = part.trimEnd();
+    if (!empty && line.length + 1 + piece.length > width) {
+      lines.push(line);
+      line = next + piece;
+    } else {
+      line += (empty ? '' : ' ') + piece;
+    }
+    empty = false;
+  }
+  lines.push(line);
+  return lines;
+}
+
 /** The human report: a verdict line, then each side with its findings (evidence, then the fix). */
 export function renderReport(mode: string, report: DoctorReport): string[] {
   const errors = report.findings.filter((f) => f.severity === 'error').length;
@@ -53,9 +100,9 @@ export function renderReport(mode: string, report: DoctorReport): string[] {
     if (list.length === 0) continue;
     lines.push('', SIDE_TITLE[side]);
     for (const f of list) {
-      lines.push(`  ${f.severity} ${f.code}: ${f.message}`);
+      lines.push(...wrapProse(f.message, `  ${f.severity} ${f.code}: `, '      '));
       lines.push(...evidenceLines(f));
-      lines.push(`    fix: ${f.fix}`);
+      lines.push(...wrapFix(f.fix, '    fix: ', '         '));
     }
   }
   return lines;

@@ -1,0 +1,116 @@
+// The human report of `mtls doctor pair` fits on one screen for a single-cause failure, names the
+// failing side and the code, and shows the fix; and every finding's fix (in --json) is concrete: a
+// command, a config directive or a file to use. Runs the generated corpus through the built CLI.
+import { relative } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { assertBuilt, mtls, mtlsJson } from '../support/cli.js';
+import { buildCorpus, type Scenario } from '../support/doctor-corpus.js';
+import { makeTempDir, removeTempDir } from '../support/tmp.js';
+
+assertBuilt();
+const root = await makeTempDir('doctor-report');
+const scenarios = await buildCorpus(root);
+
+afterAll(async () => {
+  await removeTempDir(root);
+});
+
+/** Paths as a user types them: relative to the directory the command runs in (the corpus root). */
+const rel = (p: string): string => relative(root, p);
+
+function pairArgs(s: Scenario): string[] {
+  const args = ['doctor', 'pair', '--name', s.host, '--verify-depth', String(s.verifyDepth)];
+  args.push('--server-cert', rel(s.server.cert), '--server-key', rel(s.server.key));
+  args.push('--server-ca', rel(s.server.ca));
+  if (s.server.chain) args.push('--server-chain', rel(s.server.chain));
+  if (s.client.cert) args.push('--client-cert', rel(s.client.cert));
+  if (s.client.key) args.push('--client-key', rel(s.client.key));
+  if (s.client.chain) args.push('--client-chain', rel(s.client.chain));
+  args.push('--client-ca', rel(s.client.ca));
+  if (s.crl) args.push('--server-crl', rel(s.crl));
+  return args;
+}
+
+// One screen: a terminal of 24 rows. Lines may be up to 160 columns (a wide terminal; the report
+// indents evidence and fixes, so a fix line holds a whole command). File paths are the user's own
+// and can be any length, so a line is measured with every path the user gave shortened to its last
+// component ("c/alice.chain.pem" counts as "alice.chain.pem"): a long path must not make an
+// otherwise tight report fail, but a long message must.
+const SCREEN_ROWS = 24;
+const SCREEN_COLUMNS = 160;
+
+function measuredWidth(line: string, paths: readonly string[]): number {
+  let l = line;
+  for (const p of [...paths].sort((a, b) => b.length - a.length))
+    l = l.split(p).join(p.slice(p.lastIndexOf('/') + 1));
+  return [...l].length;
+}
+
+function scenarioPaths(s: Scenario): string[] {
+  return [s.server.cert, s.server.key, s.server.chain, s.server.ca, s.client.cert, s.client.key]
+    .concat([s.client.chain, s.client.ca, s.crl])
+    .filter((p): p is string => !!p)
+    .map(rel);
+}
+
+// A concrete fix names something to run, a directive to write, or a file to use.
+const COMMAND = /\b(mtls|openssl|cat|curl|chmod|timedatectl|nginx|haproxy) [\w-]/;
+const DIRECTIVE = /\bssl_[a-z_]+\b|\bcrt |\bca-file\b|\bcrl-file\b|\bverify required\b|--[a-z][\w-]+/;
+const FILE = /[\w.-]+\.(pem|crt|key|crl|der|chain\.pem|pass)\b/;
+
+function concrete(fix: string): boolean {
+  return COMMAND.test(fix) || DIRECTIVE.test(fix) || FILE.test(fix);
+}
+
+interface Report {
+  ok: boolean;
+  failingSide: string | null;
+  findings: { code: string; side: string; severity: string; fix: string }[];
+}
+
+const single = scenarios.filter((s) => s.failingSide !== null && s.codes.length === 1);
+
+describe(`mtls doctor pair, human report of ${single.length} single-cause failures`, () => {
+  it('the corpus has single-cause failures to check', () => {
+    expect(single.length).toBeGreaterThanOrEqual(30);
+  });
+
+  it.each(single.map((s) => [s.name, s] as const))('%s: one screen, side, code, fix', async (_n, s) => {
+    const r = await mtls(pairArgs(s), { cwd: root });
+    const out = r.stdout.replace(/\n$/, '');
+    const lines = out.split('\n');
+    const shown = `\n${out}\n${r.stderr}`;
+    expect(r.code, shown).toBe(1);
+    expect(r.stderr, shown).toBe('');
+    expect(lines.length, shown).toBeLessThanOrEqual(SCREEN_ROWS);
+    const paths = scenarioPaths(s);
+    for (const line of lines)
+      expect(measuredWidth(line, paths), `line too wide: ${line}${shown}`).toBeLessThanOrEqual(
+        SCREEN_COLUMNS,
+      );
+    // The verdict line names the side that must change.
+    const side = s.failingSide === 'both' ? 'both sides must change' : `the ${s.failingSide} must change`;
+    expect(lines[0], shown).toContain(side);
+    // The section of that side is there, with the expected code as an error and a fix under it.
+    const title = s.failingSide === 'both' ? 'both sides' : `${s.failingSide} (`;
+    expect(
+      lines.some((l) => l.startsWith(title)),
+      shown,
+    ).toBe(true);
+    const code = s.codes[0]!;
+    const at = lines.findIndex((l) => l.startsWith(`  error ${code}: `));
+    expect(at, shown).toBeGreaterThan(0);
+    const fix = lines.slice(at + 1).find((l) => /^ {4}fix: /.test(l) || /^ {2}\S/.test(l));
+    expect(fix, shown).toMatch(/^ {4}fix: \S/);
+  });
+});
+
+describe('every fix in --json is concrete (a command, a directive or a file)', () => {
+  it.each(scenarios.map((s) => [s.name, s] as const))('%s', async (_n, s) => {
+    const r = await mtlsJson([...pairArgs(s), '--json'], { cwd: root });
+    const report = r.json as Report;
+    for (const f of report.findings)
+      expect(concrete(f.fix), `${f.code} (${f.side}, ${f.severity}): ${f.fix}`).toBe(true);
+    if (s.failingSide !== null) expect(report.findings.length).toBeGreaterThan(0);
+  });
+});
