@@ -22,6 +22,7 @@ import {
   type FindingCode,
   type Side,
 } from './findings.js';
+import { pemName } from './load.js';
 
 export type Role = 'client' | 'server';
 
@@ -193,6 +194,8 @@ export interface VerdictContext {
   known: { cert: Certificate; file: string }[];
   name?: string;
   crlFile?: string;
+  /** Input files that hold DER: a fix must convert them before concatenating. */
+  derFiles?: ReadonlySet<string>;
 }
 
 function where(
@@ -277,6 +280,45 @@ function fixFor(
     default:
       return DOCTOR_CODES[code as DoctorCode]?.fix ?? `Reissue it: ${reissue}.`;
   }
+}
+
+/**
+ * missing_intermediate: concatenate the leaf and its intermediate into one PEM chain file. DER files
+ * cannot be concatenated: the fix converts them first. `peer` says who reads the result: nginx/curl
+ * (pair mode) or any program (files mode: "use it as the certificate file").
+ */
+export function sendChainFix(
+  p: Presented,
+  inter: { cert: Certificate; file: string } | undefined,
+  derFiles: ReadonlySet<string>,
+  peer: 'nginx-curl' | 'any',
+): string {
+  const out =
+    peer === 'any'
+      ? `${p.certFile.replace(/(\.chain)?\.(der|cer|crt|pem)$/i, '')}.chain.pem`
+      : p.side === 'server'
+        ? 'server.chain.pem'
+        : 'client.chain.pem';
+  const convert: string[] = [];
+  const asPem = (file: string): string => {
+    if (!derFiles.has(file)) return file;
+    const pem = pemName(file);
+    convert.push(`openssl x509 -inform DER -in ${file} -out ${pem}`);
+    return pem;
+  };
+  const leaf = asPem(p.certFile);
+  const interFile = inter ? asPem(inter.file) : 'intermediate.crt';
+  const use =
+    peer === 'any'
+      ? `use ${out} as the certificate file`
+      : p.side === 'server'
+        ? `"ssl_certificate ${out};"`
+        : `curl --cert ${out}`;
+  const cat = `cat ${leaf} ${interFile} > ${out}`;
+  const head = convert.length
+    ? `${convert.length > 1 ? 'These files are DER, which cannot' : `${p.certFile} is DER, which cannot`} be concatenated; convert, then send the chain: ${[...convert, cat].join(' && ')}`
+    : `Send the chain: ${cat}`;
+  return `${head}, then ${use}${inter ? ` (${inter.file} holds ${subjectString(inter.cert)})` : ''}.`;
 }
 
 export function sanArg(name: string): string {

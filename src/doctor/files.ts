@@ -14,6 +14,7 @@ import {
   findKnownIssuer,
   lintPresented,
   presentedChain,
+  sendChainFix,
   verdictFindings,
   type Role,
 } from './checks.js';
@@ -138,6 +139,10 @@ export function checkFiles(input: FilesInput): DoctorReport {
     }
   }
   for (const f of verdicts) if (f.side !== 'both') f.side = role;
+  const derFiles = new Set([loaded, chain, ca].flatMap((l) => (l?.format === 'der' ? [l.file.path] : [])));
+  for (const f of verdicts)
+    if (f.code === 'missing_intermediate')
+      f.fix = sendChainFix(p, findKnownIssuer(p.leaf, known), derFiles, 'any');
   return makeReport(dedupeFindings([...verdicts, ...findings], p.leaf, input.name));
 }
 

@@ -14,6 +14,12 @@ import {
 } from '../pki/index.js';
 import type { Finding, Side } from './findings.js';
 
+/** The name to give the PEM copy of a DER certificate file (alice.der -> alice.pem). */
+export function pemName(path: string): string {
+  const pem = `${path.replace(/\.(der|cer|crt|pem)$/i, '')}.pem`;
+  return pem === path ? path.replace(/\.pem$/i, '.converted.pem') : pem;
+}
+
 /** One input file: its name as the user gave it and its bytes (the engine reads no files itself). */
 export interface InputFile {
   path: string;
@@ -149,7 +155,7 @@ export function loadCertificates(
       ctx,
       file,
       `It holds ${subjectString(certs[0]!) || 'a certificate'}.`,
-      `Convert it: openssl x509 -inform DER -in ${file.path} -out ${file.path.replace(/\.(der|cer|crt)$/i, '')}.pem`,
+      `Convert it: openssl x509 -inform DER -in ${file.path} -out ${pemName(file.path)}`,
       what,
     );
   }

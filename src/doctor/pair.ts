@@ -18,6 +18,7 @@ import {
   lintPresented,
   presentedChain,
   sameCert,
+  sendChainFix,
   verdictFindings,
   type Presented,
   type VerdictContext,
@@ -106,6 +107,12 @@ export function checkPair(input: PairInput): DoctorReport {
     ...(serverCa?.certs ?? []).map((cert) => ({ cert, file: input.server.ca.path })),
     ...(clientCa?.certs ?? []).map((cert) => ({ cert, file: input.client.ca.path })),
   ];
+
+  const derFiles = new Set(
+    [sCert, sChain, serverCa, cCert, cChain, clientCa].flatMap((l) =>
+      l?.format === 'der' ? [l.file.path] : [],
+    ),
+  );
 
   // ---- each side's own files
   let server: Presented | undefined;
@@ -245,6 +252,7 @@ export function checkPair(input: PairInput): DoctorReport {
       trustFile: input.server.ca.path,
       known,
       name: input.name,
+      derFiles,
     };
     if (sRes.ok) verdicts.push(...partialChain(sRes.chain, ctx, 'warning'));
     else {
@@ -261,6 +269,7 @@ export function checkPair(input: PairInput): DoctorReport {
       trust: clientCa.certs,
       trustFile: input.client.ca.path,
       known,
+      derFiles,
       ...(input.serverCrl ? { crlFile: input.serverCrl.path } : {}),
     };
     if (cRes.ok) {
@@ -364,8 +373,7 @@ function placeTrustFindings(list: Finding[], ctx: VerdictContext): Finding[] {
       }
     } else if (f.code === 'missing_intermediate') {
       const inter = findKnownIssuer(p.leaf, ctx.known);
-      const out = p.side === 'server' ? 'server.chain.pem' : 'client.chain.pem';
-      f.fix = `Send the chain: cat ${p.certFile} ${inter?.file ?? 'intermediate.crt'} > ${out}, then ${p.side === 'server' ? `"ssl_certificate ${out};"` : `curl --cert ${out}`}${inter ? ` (${inter.file} holds ${subjectString(inter.cert)})` : ''}.`;
+      f.fix = sendChainFix(p, inter, ctx.derFiles ?? new Set(), 'nginx-curl');
     }
   }
   return list;
