@@ -68,6 +68,15 @@ function formatFinding(ctx: LoadContext, file: InputFile, message: string, fix: 
   });
 }
 
+/** True when a PEM block's body holds raw bytes (DER pasted between BEGIN and END) rather than text. */
+function binaryInArmor(data: Buffer): boolean {
+  const begin = data.indexOf('-----BEGIN');
+  if (begin < 0) return false;
+  const end = data.indexOf('-----END', begin);
+  const body = data.subarray(data.indexOf(0x0a, begin) + 1, end < 0 ? undefined : end);
+  return body.some((b) => b >= 0x80 || (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d));
+}
+
 /** A read failure as a finding: truncated PEM, bad base64, garbage, an unparsable block. */
 function readFailure(ctx: LoadContext, file: InputFile, e: unknown, what: string): void {
   if (!(e instanceof MtlsError)) throw e;
@@ -78,6 +87,12 @@ function readFailure(ctx: LoadContext, file: InputFile, e: unknown, what: string
   if (truncated) {
     message = `${file.path} is a truncated PEM file (a BEGIN line without its END line): ${e.message}`;
     fix = `Copy ${file.path} again in full (from "-----BEGIN" to "-----END"); check with: openssl x509 -in ${file.path} -noout -subject`;
+  } else if (e.code === 'MTLS_PKI_BAD_PEM' && binaryInArmor(file.data)) {
+    const tool = what.includes('key') ? 'pkey' : what.includes('CRL') ? 'crl' : 'x509';
+    message = `${file.path} has PEM BEGIN/END lines around binary data: DER was pasted into a PEM file, which needs base64 between those lines.`;
+    fix = `Convert the DER original instead of pasting it: openssl ${tool} -inform DER -in ORIGINAL.der -out ${file.path}`;
+  } else if (e.code === 'MTLS_PKI_BAD_PEM') {
+    fix = `Copy ${file.path} again from its source; do not edit PEM by hand (check: openssl ${what.includes('key') ? 'pkey' : what.includes('CRL') ? 'crl' : 'x509'} -in ${file.path} -noout).`;
   } else if (e.code === 'MTLS_PKI_BAD_CERTIFICATE' || e.code === 'MTLS_PKI_BAD_DER') {
     if (text.includes('-----BEGIN')) {
       message = `${file.path} has a PEM block that does not decode to ${what} (the text between BEGIN and END was cut or edited): ${e.message}`;
