@@ -65,11 +65,12 @@ export function wrapProse(text: string, first: string, next: string, width = WRA
 }
 
 /**
- * A fix wraps only between sentences, after a colon (where a command or config line starts) and
- * before a parenthesis, so that a command is never cut in two and stays copyable from one line.
+ * A fix wraps only between sentences, after a colon (where a command or config line starts), after
+ * ", then" and before a parenthesis, so that a command is never cut in two and stays copyable from
+ * one line.
  */
 export function wrapFix(fix: string, first: string, next: string, width = WRAP): string[] {
-  const parts = fix.split(/(?<=[.:;] )(?=\S)| (?=\()/);
+  const parts = fix.split(/(?<=[.:;] |, then )(?=\S)| (?=\()/);
   const lines: string[] = [];
   let line = first;
   let empty = true;

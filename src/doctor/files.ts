@@ -3,6 +3,7 @@ import {
   detectRole,
   isSelfSigned,
   issuerString,
+  nameKey,
   subjectString,
   verifyCertificate,
   type Certificate,
@@ -14,8 +15,10 @@ import {
   findKnownIssuer,
   lintPresented,
   presentedChain,
+  reissueCommand,
   sendChainFix,
   verdictFindings,
+  type Presented,
   type Role,
 } from './checks.js';
 import { makeReport, type DoctorReport, type Finding } from './findings.js';
@@ -140,10 +143,28 @@ export function checkFiles(input: FilesInput): DoctorReport {
   }
   for (const f of verdicts) if (f.side !== 'both') f.side = role;
   const derFiles = new Set([loaded, chain, ca].flatMap((l) => (l?.format === 'der' ? [l.file.path] : [])));
-  for (const f of verdicts)
+  for (const f of verdicts) {
     if (f.code === 'missing_intermediate')
       f.fix = sendChainFix(p, findKnownIssuer(p.leaf, known), derFiles, 'any');
+    else if (f.code === 'unknown_ca' && ca) f.fix = unknownCaFix(p, ca.certs, input.ca!.path);
+  }
   return makeReport(dedupeFindings([...verdicts, ...findings], p.leaf, input.name));
+}
+
+/**
+ * unknown_ca in files mode: reissue from a CA the peer trusts, or extend the peer's bundle; a bundle
+ * holding a root of the same name with another key (a re-created CA) is named as such.
+ */
+function unknownCaFix(p: Presented, trust: readonly Certificate[], caFile: string): string {
+  const sent = [p.leaf, ...p.extra];
+  const top =
+    sent.find((c) => !isSelfSigned(c) && !sent.some((o) => o !== c && o.subjectDer.equals(c.issuerDer))) ??
+    p.leaf;
+  const reissue = `${reissueCommand(p.role, p.leaf)} --dir CA-DIR`;
+  if (trust.some((t) => nameKey(t.subject) === nameKey(top.issuer)))
+    return `${caFile} holds a root named ${issuerString(top)} with another key (the CA was re-created): replace ${caFile} with that CA's current ca.pem, or reissue this certificate from the CA in ${caFile}: ${reissue}`;
+  const roots = trust.map((c) => subjectString(c)).join('; ') || '(nothing)';
+  return `Issue it from a CA the peer trusts (${roots}): ${reissue}; or, if ${issuerString(top)} should be trusted, add its root to the peer's bundle: cat ${caFile} ROOT.crt > ca-bundle.pem`;
 }
 
 export type { Certificate };

@@ -1,6 +1,7 @@
 // The human report of `mtls doctor pair` fits on one screen for a single-cause failure, names the
 // failing side and the code, and shows the fix; and every finding's fix (in --json) is concrete: a
-// command, a config directive or a file to use. Runs the generated corpus through the built CLI.
+// command, a config directive or a file to use. The same for `files` on the failing side. Runs the
+// generated corpus through the built CLI.
 import { relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertBuilt, mtls, mtlsJson } from '../support/cli.js';
@@ -33,9 +34,9 @@ function pairArgs(s: Scenario): string[] {
 
 // One screen: a terminal of 24 rows. Lines may be up to 160 columns (a wide terminal; the report
 // indents evidence and fixes, so a fix line holds a whole command). File paths are the user's own
-// and can be any length, so a line is measured with every path the user gave shortened to its last
-// component ("c/alice.chain.pem" counts as "alice.chain.pem"): a long path must not make an
-// otherwise tight report fail, but a long message must.
+// (and the names the doctor derives from them) and can be any length, so a line is measured with
+// every path shortened to its last component ("c/alice.chain.pem" counts as "alice.chain.pem"): a
+// long directory must not make an otherwise tight report fail, but a long message must.
 const SCREEN_ROWS = 24;
 const SCREEN_COLUMNS = 160;
 
@@ -43,6 +44,7 @@ function measuredWidth(line: string, paths: readonly string[]): number {
   let l = line;
   for (const p of [...paths].sort((a, b) => b.length - a.length))
     l = l.split(p).join(p.slice(p.lastIndexOf('/') + 1));
+  l = l.replace(/(?:[\w.-]+\/)+([\w.-]+)/g, '$1');
   return [...l].length;
 }
 
@@ -102,6 +104,47 @@ describe(`mtls doctor pair, human report of ${single.length} single-cause failur
     expect(at, shown).toBeGreaterThan(0);
     const fix = lines.slice(at + 1).find((l) => /^ {4}fix: /.test(l) || /^ {2}\S/.test(l));
     expect(fix, shown).toMatch(/^ {4}fix: \S/);
+  });
+});
+
+/** `files` on one side, as doctor-files.test.ts runs it: against the bundle the peer verifies it with. */
+function filesArgs(s: Scenario, side: 'client' | 'server'): string[] | undefined {
+  if (side === 'client') {
+    if (!s.client.cert) return undefined;
+    const a = ['doctor', 'files', '--role', 'client', '--cert', rel(s.client.cert), '--ca', rel(s.client.ca)];
+    if (s.client.key) a.push('--key', rel(s.client.key));
+    if (s.client.chain) a.push('--chain', rel(s.client.chain));
+    if (s.crl) a.push('--crl', rel(s.crl));
+    return a;
+  }
+  const a = ['doctor', 'files', '--role', 'server', '--name', s.host, '--cert', rel(s.server.cert)];
+  a.push('--key', rel(s.server.key), '--ca', rel(s.server.ca));
+  if (s.server.chain) a.push('--chain', rel(s.server.chain));
+  return a;
+}
+
+describe('mtls doctor files on the failing side: one screen, concrete fixes', () => {
+  const runs = single.flatMap((s) =>
+    (s.failingSide === 'both' ? (['client', 'server'] as const) : [s.failingSide as 'client' | 'server']).map(
+      (side) => [`${s.name} (${side})`, s, side] as const,
+    ),
+  );
+  it.each(runs)('%s', async (_n, s, side) => {
+    const args = filesArgs(s, side);
+    if (!args) return expect(s.client.cert).toBeUndefined();
+    const human = await mtls(args, { cwd: root });
+    const shown = `\n${human.stdout}${human.stderr}`;
+    expect([0, 1], shown).toContain(human.code);
+    const lines = human.stdout.replace(/\n$/, '').split('\n');
+    expect(lines.length, shown).toBeLessThanOrEqual(SCREEN_ROWS);
+    const paths = scenarioPaths(s);
+    for (const line of lines)
+      expect(measuredWidth(line, paths), `line too wide: ${line}${shown}`).toBeLessThanOrEqual(
+        SCREEN_COLUMNS,
+      );
+    const json = (await mtlsJson([...args, '--json'], { cwd: root })).json as Report;
+    for (const f of json.findings)
+      expect(concrete(f.fix), `${f.code} (${f.side}, ${f.severity}): ${f.fix}`).toBe(true);
   });
 });
 
