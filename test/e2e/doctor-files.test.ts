@@ -202,6 +202,9 @@ async function put(name: string, data: string | Buffer): Promise<string> {
 const PASS = 'files e2e key passphrase';
 await put('pass.txt', `${PASS}\n`);
 await put('wrong-pass.txt', 'not the passphrase\n');
+// alice's leaf in DER, used by several tests below.
+await openssl(['x509', '-in', alice.cert, '-outform', 'DER', '-out', 'alice.der']);
+await put('alice-der.pem', await readFile(join(dir, 'alice.der')));
 /** `files` run in the formats directory (paths as a user types them there). */
 const fmt = (args: string[]): ReturnType<typeof files> => files(args, dir);
 const aliceArgs = (cert: string, more: string[] = []): string[] => [
@@ -222,8 +225,6 @@ describe('mtls doctor files reads what users have', () => {
   });
 
   it('reads a DER leaf (an info naming PEM for nginx/curl), and a DER file named .pem', async () => {
-    await openssl(['x509', '-in', alice.cert, '-outform', 'DER', '-out', 'alice.der']);
-    await put('alice-der.pem', await readFile(join(dir, 'alice.der')));
     for (const cert of ['alice.der', 'alice-der.pem']) {
       const { report } = await fmt(aliceArgs(cert, ['--key', 'alice.key', '--chain', 'ca/intermediate.crt']));
       expect(errors(report), cert).toEqual([]);
