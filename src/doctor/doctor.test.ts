@@ -197,6 +197,32 @@ describe('doctor files', () => {
     expect(wrong).toMatchObject({ ok: false, failingSide: 'client' });
   });
 
+  it('converts a DER leaf before concatenating it with its intermediate', () => {
+    const ca1 = file('ca.pem', C.root.pem);
+    const der = checkFiles({ cert: file('alice.der', client.cert.der), ca: ca1, at: AT });
+    expect(codes(der.findings)).toEqual(['missing_intermediate']);
+    const fix = der.findings.find((f) => f.code === 'missing_intermediate')!.fix;
+    expect(fix).toContain(
+      'openssl x509 -inform DER -in alice.der -out alice.pem && cat alice.pem intermediate.crt > alice.chain.pem',
+    );
+    const pem = checkFiles({ cert: file('alice.crt', client.pem), ca: ca1, at: AT });
+    expect(pem.findings.find((f) => f.code === 'missing_intermediate')!.fix).toContain(
+      'Send the chain: cat alice.crt intermediate.crt > alice.chain.pem',
+    );
+  });
+
+  it('names the trusted CA and the reissue command for unknown_ca', () => {
+    const r = checkFiles({
+      cert: file('alice.chain.pem', client.pem + C.inter.pem),
+      ca: file('server-ca.pem', S.root.pem),
+      at: AT,
+    });
+    expect(codes(r.findings)).toEqual(['unknown_ca']);
+    expect(r.findings[0]!.fix).toMatch(
+      /^Issue it from a CA the peer trusts \(CN=Server CA Root\): mtls issue client alice/,
+    );
+  });
+
   it('detects the role, expiry and the leaf not being first', () => {
     const later = new Date(AT.getTime() + 3 * HOUR);
     const r = checkFiles({ cert: file('alice.crt', client.pem), at: later });
