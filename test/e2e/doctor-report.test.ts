@@ -1,11 +1,13 @@
 // The human report of `mtls doctor pair` fits on one screen for a single-cause failure, names the
 // failing side and the code, and shows the fix; and every finding's fix (in --json) is concrete: a
-// command, a config directive or a file to use. The same for `files` on the failing side. Runs the
-// generated corpus through the built CLI.
-import { relative } from 'node:path';
+// command, a config directive or a file to use. The same for `files` on the failing side and for
+// `config` on the scenario's nginx config. Runs the generated corpus through the built CLI.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { assertBuilt, mtls, mtlsJson } from '../support/cli.js';
 import { buildCorpus, type Scenario } from '../support/doctor-corpus.js';
+import { nginxConfig } from '../support/peers.js';
 import { makeTempDir, removeTempDir } from '../support/tmp.js';
 
 assertBuilt();
@@ -142,6 +144,56 @@ describe('mtls doctor files on the failing side: one screen, concrete fixes', ()
       expect(measuredWidth(line, paths), `line too wide: ${line}${shown}`).toBeLessThanOrEqual(
         SCREEN_COLUMNS,
       );
+    const json = (await mtlsJson([...args, '--json'], { cwd: root })).json as Report;
+    for (const f of json.findings)
+      expect(concrete(f.fix), `${f.code} (${f.side}, ${f.severity}): ${f.fix}`).toBe(true);
+  });
+});
+
+/** The scenario's server side as the nginx config the other doctor tests run (ssl_verify_client on). */
+async function nginxConf(s: Scenario, i: number): Promise<string> {
+  const prefix = join(root, `report-nginx-${i}`);
+  await mkdir(prefix, { recursive: true });
+  let certChain = s.server.cert;
+  if (s.server.chain) {
+    certChain = join(prefix, 'server.pem');
+    const parts = await Promise.all([readFile(s.server.cert), readFile(s.server.chain)]);
+    await writeFile(certChain, Buffer.concat(parts), { mode: 0o600 });
+  }
+  const conf = join(prefix, 'nginx.conf');
+  const o = { prefix, certChain, key: s.server.key, clientCa: s.client.ca, verifyDepth: s.verifyDepth };
+  await writeFile(conf, nginxConfig({ ...o, ...(s.crl ? { crl: s.crl } : {}) }, 8443));
+  return rel(conf);
+}
+
+describe('mtls doctor config on the nginx config: one screen, concrete fixes', () => {
+  it.each(single.map((s, i) => [s.name, s, i] as const))('%s', async (_n, s, i) => {
+    const args = [
+      'doctor',
+      'config',
+      await nginxConf(s, i),
+      '--name',
+      s.host,
+      '--client-ca',
+      rel(s.server.ca),
+    ];
+    if (s.client.cert) args.push('--client-cert', rel(s.client.cert));
+    if (s.client.key) args.push('--client-key', rel(s.client.key));
+    if (s.client.chain) args.push('--client-chain', rel(s.client.chain));
+    const human = await mtls(args, { cwd: root });
+    const shown = `\n${human.stdout}${human.stderr}`;
+    expect(human.code, shown).toBe(1);
+    const lines = human.stdout.replace(/\n$/, '').split('\n');
+    expect(lines.length, shown).toBeLessThanOrEqual(SCREEN_ROWS);
+    const paths = scenarioPaths(s);
+    for (const line of lines)
+      expect(measuredWidth(line, paths), `line too wide: ${line}${shown}`).toBeLessThanOrEqual(
+        SCREEN_COLUMNS,
+      );
+    expect(
+      lines.some((l) => /^ {4}fix: \S/.test(l)),
+      shown,
+    ).toBe(true);
     const json = (await mtlsJson([...args, '--json'], { cwd: root })).json as Report;
     for (const f of json.findings)
       expect(concrete(f.fix), `${f.code} (${f.side}, ${f.severity}): ${f.fix}`).toBe(true);
