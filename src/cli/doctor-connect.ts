@@ -10,7 +10,7 @@ import {
   type ConnectSide,
 } from '../doctor/index.js';
 import { usage, parseTime, type CliIo } from './context.js';
-import { input, opt, passphrase } from './doctor.js';
+import { input, opt, passphrase, wrapFix, wrapProse } from './doctor.js';
 
 const SIDE_TITLE: Record<ConnectSide, string> = {
   network: 'network (the address, the port, what listens there)',
@@ -20,6 +20,9 @@ const SIDE_TITLE: Record<ConnectSide, string> = {
 };
 
 const EVIDENCE_ORDER = ['target', 'protocol', 'alert', 'answer', 'body', 'file', 'subject', 'issuer'];
+
+/** Long evidence values (an HTTP body, a proxy's detail) are cut here; --json has them whole. */
+const MAX_VALUE = 120;
 
 function evidenceLines(f: ConnectFinding, shown?: ConnectFinding): string[] {
   // What the "observed" block already shows is not repeated under each finding.
@@ -32,12 +35,66 @@ function evidenceLines(f: ConnectFinding, shown?: ConnectFinding): string[] {
       const ib = EVIDENCE_ORDER.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
     });
+  const ev = f.evidence;
+  const sentFirst = Array.isArray(ev.sent) ? String(ev.sent[0]) : undefined;
   return keys.flatMap((k) => {
-    const v = f.evidence[k];
-    if (v === undefined || v === '') return [];
-    if (Array.isArray(v) && v.length > 1) return [`      ${k}:`, ...v.map((x) => `        ${x}`)];
-    return [`      ${k.padEnd(10)} ${Array.isArray(v) ? v.join(', ') : String(v)}`];
+    const v = ev[k];
+    if (v === undefined || v === '' || k === 'notAfter') return [];
+    // The chain sent starts with the subject: one line says both.
+    if (k === 'subject' && sentFirst !== undefined && String(v) === sentFirst) return [];
+    if (k === 'notBefore' && ev.notAfter !== undefined)
+      return [`      ${'valid'.padEnd(10)} ${String(v)} → ${String(ev.notAfter)}`];
+    if (Array.isArray(v) && v.length > 1) {
+      // A chain reads leaf first, each certificate issued by the next.
+      const oneLine = v.map(String).join(k === 'sent' ? ' ← ' : ', ');
+      if (oneLine.length <= MAX_VALUE) return [`      ${k.padEnd(10)} ${oneLine}`];
+      return [`      ${k}:`, ...v.map((x) => `        ${String(x)}`)];
+    }
+    const text = Array.isArray(v) ? v.join(', ') : String(v);
+    return [`      ${k.padEnd(10)} ${text.length > MAX_VALUE ? `${text.slice(0, MAX_VALUE - 1)}…` : text}`];
   });
+}
+
+/**
+ * The "observed" block in few lines: protocol, cipher and time on one line, whether a client
+ * certificate was asked for and sent on another, then the rest.
+ */
+function observedLines(seen: ConnectFinding): string[] {
+  const e = seen.evidence;
+  const lines: string[] = [];
+  const row = (k: string, v: string): void => {
+    lines.push(`      ${k.padEnd(10)} ${v.length > MAX_VALUE ? `${v.slice(0, MAX_VALUE - 1)}…` : v}`);
+  };
+  const tls = [e.target, e.protocol, e.cipher, e.ms !== undefined ? `${String(e.ms)} ms` : undefined]
+    .filter((x) => x !== undefined && x !== '')
+    .map(String);
+  if (tls.length) row('tls', tls.join(', '));
+  if (e.answer !== undefined)
+    row('answer', `${String(e.answer)}${e.body !== undefined ? `: ${String(e.body)}` : ''}`);
+  else if (e.body !== undefined) row('body', String(e.body));
+  const chain = Array.isArray(e.serverChain) ? e.serverChain.map(String) : [];
+  chain.forEach((c, i) => row(i === 0 ? 'chain' : '', c));
+  if (e.clientCertRequested !== undefined || e.clientCertSent !== undefined)
+    row(
+      'client cert',
+      `requested ${String(e.clientCertRequested ?? '?')}, sent ${String(e.clientCertSent ?? '?')}`,
+    );
+  const done = new Set([
+    'target',
+    'protocol',
+    'cipher',
+    'ms',
+    'answer',
+    'body',
+    'serverChain',
+    'clientCertRequested',
+    'clientCertSent',
+  ]);
+  const rest: ConnectFinding = {
+    ...seen,
+    evidence: Object.fromEntries(Object.entries(e).filter(([k]) => !done.has(k))),
+  };
+  return [...lines, ...evidenceLines(rest)];
 }
 
 /** The human report: the verdict, what the handshake showed, then each side's findings. */
@@ -57,17 +114,22 @@ export function renderConnectReport(report: ConnectReport): string[] {
   const lines = [head];
   const seen = report.findings.find((f) => f.code === 'connected');
   if (seen) {
+    // A proxy's JSON answer is shown field by field under the finding; its raw body is not repeated.
+    const parsed = report.findings.some((f) => f.evidence.proxyCode !== undefined);
+    const shown = parsed
+      ? { ...seen, evidence: Object.fromEntries(Object.entries(seen.evidence).filter(([k]) => k !== 'body')) }
+      : seen;
     lines.push('', 'observed');
-    lines.push(...evidenceLines(seen));
+    lines.push(...observedLines(shown));
   }
   for (const side of ['network', 'both', 'server', 'client'] as const) {
     const list = report.findings.filter((f) => f.side === side && f.code !== 'connected');
     if (list.length === 0) continue;
     lines.push('', SIDE_TITLE[side]);
     for (const f of list) {
-      lines.push(`  ${f.severity} ${f.code}: ${f.message}`);
+      lines.push(...wrapProse(f.message, `  ${f.severity} ${f.code}: `, '      '));
       lines.push(...evidenceLines(f, seen));
-      lines.push(`    fix: ${f.fix}`);
+      lines.push(...wrapFix(f.fix, '    fix: ', '         '));
     }
   }
   return lines;

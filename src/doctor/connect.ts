@@ -444,9 +444,14 @@ export function diagnose(d: DiagnoseInput): ConnectReport {
     const [a, b] = [swaps.find((f) => f.side === 'client')!, swaps.find((f) => f.side === 'server')!];
     merged.splice(merged.indexOf(b), 1);
     a.side = 'both';
-    a.message = `The CA files are swapped: ${a.message} And: ${b.message}`;
-    a.fix = `${a.fix}; and on the server: ${b.fix}`;
-    a.evidence = { ...b.evidence, ...a.evidence };
+    // Two different CAs, each side trusting the wrong one: the one-CA alternative of the server-side
+    // finding does not apply, and one short sentence says the whole story.
+    const clientTrusts = (a.evidence.clientTrusts as string[] | undefined)?.join('; ') ?? 'its own CA';
+    const serverAccepts = b.evidence.acceptableCaNames ?? b.message.match(/accepts only ([^)]*)\)/)?.[1];
+    a.message = `The CA files are swapped: the client verifies the server with its own CA (${clientTrusts}) and the server verifies clients with its own CA (${Array.isArray(serverAccepts) ? serverAccepts.join('; ') : String(serverAccepts ?? 'its own CA')}).`;
+    a.fix = `${a.fix}; and on the server: ${b.fix.replace(/ With one CA for both sides, instead: .*$/, '')}`;
+    const { file: _sentBy, sans: _sans, ...kept } = a.evidence;
+    a.evidence = kept;
   }
   return connectReport(merged);
 }
@@ -640,8 +645,8 @@ function explainRejection(r: RejectionInput): void {
         err(
           'swapped_ca_files',
           'server',
-          `The server verifies client certificates with the CA that issued its own certificate (it accepts only ${r.caNames!.join('; ')}), not the CA of the client (${issuerString(sent[sent.length - 1]!)}): ${why}.`,
-          `Point the server at the client CA: ssl_client_certificate CLIENT-CA.pem; (the root above ${issuerString(sent[sent.length - 1]!)}; HAProxy: ca-file CLIENT-CA.pem)`,
+          `The server verifies client certificates with the CA that issued its own certificate (it accepts only ${r.caNames!.join('; ')}), not the CA of the client (${issuerString(sent[sent.length - 1]!)}): ${why}. If one CA is meant to issue both sides (mtlskit's default), the client's certificate is the one from the wrong CA.`,
+          `Point the server at the client CA: ssl_client_certificate CLIENT-CA.pem; (the root above ${issuerString(sent[sent.length - 1]!)}; HAProxy: ca-file CLIENT-CA.pem). With one CA for both sides, instead: mtls issue client ${subjectString(p.leaf).replace(/^CN=/, '')} --dir CA-DIR (the CA of ${r.caNames!.join('; ')})`,
           ev,
         );
       } else if (sent.length === 1 && isSelfSigned(p.leaf)) {

@@ -87,7 +87,7 @@ function expectVerdict(run: Run, failingSide: string | null, codes: string[]): v
 }
 
 /** One scenario: nginx with the server side (or nothing listening when nginx refuses to start). */
-async function liveScenario(s: Scenario, i: number): Promise<Run & { nginxUp: boolean }> {
+async function liveScenario(s: Scenario, i: number): Promise<Run & { nginxUp: boolean; human: string }> {
   const dir = join(root, `connect-${i}`);
   await mkdir(dir, { recursive: true });
   const certChain = s.server.chain
@@ -115,7 +115,13 @@ async function liveScenario(s: Scenario, i: number): Promise<Run & { nginxUp: bo
       ...(s.client.chain ? { chain: s.client.chain } : {}),
       ca: s.server.ca,
     });
-    return { ...run, nginxUp: nginx !== undefined };
+    // The same probe as a person reads it (no --json): one screen for a single-cause failure.
+    const args = ['doctor', 'connect', `${LOOPBACK}:${port}`, '--servername', s.host, '--ca', s.server.ca];
+    if (s.client.cert) args.push('--cert', s.client.cert);
+    if (s.client.key) args.push('--key', s.client.key);
+    if (s.client.chain) args.push('--chain', s.client.chain);
+    const human = (await mtls(args, { cwd: root, timeoutMs: 20_000 })).stdout;
+    return { ...run, nginxUp: nginx !== undefined, human };
   } finally {
     await nginx?.stop();
   }
@@ -123,7 +129,7 @@ async function liveScenario(s: Scenario, i: number): Promise<Run & { nginxUp: bo
 
 // Scenarios run in bounded parallel batches before the assertions (47 nginx starts in series would
 // take most of the time budget); each test then asserts its own result.
-const results = new Map<string, Promise<Run & { nginxUp: boolean }>>();
+const results = new Map<string, Promise<Run & { nginxUp: boolean; human: string }>>();
 beforeAll(async () => {
   const BATCH = 4;
   for (let i = 0; i < scenarios.length; i += BATCH) {
@@ -148,6 +154,16 @@ describe(`mtls doctor connect against nginx on ${scenarios.length} generated sce
       s.real !== 'nginx-refuses-to-start',
     );
     expectVerdict(run, want.failingSide, want.codes);
+    // One screen: a single-cause failure's report fits in 24 lines; no line is wider than 160
+    // columns once file paths (any length, the user's) count as their last part only.
+    const lines = run.human.trimEnd().split('\n');
+    const errors = run.report.findings.filter((f) => f.severity === 'error');
+    if (errors.length === 1) {
+      expect(lines.length, run.human).toBeLessThanOrEqual(24);
+      expect(run.human).toContain(`error ${errors[0]!.code}:`);
+      expect(run.human).toMatch(/\n {4}fix: /);
+    }
+    for (const l of lines) expect(l.replace(/\/\S*\//g, '').length, l).toBeLessThanOrEqual(160);
     if (run.nginxUp) {
       const seen = run.report.findings.find((f) => f.code === 'connected');
       expect(seen?.evidence.protocol, run.detail).toMatch(/^TLSv1\.[23]$/);
