@@ -32,6 +32,7 @@ import {
   startHaproxy,
   startMtlsProxy,
   startNginx,
+  startNodeDirect,
   type Backend,
   type Listening,
   type ProxyPki,
@@ -56,7 +57,7 @@ const TARGET_KEEPALIVE = 0.75;
 /** Above this share of its core, the generator may be what limits a figure. */
 const GENERATOR_BUSY_PCT = 85;
 
-type Key = 'mtls' | 'nginx' | 'haproxy' | 'ceiling';
+type Key = 'mtls' | 'nginx' | 'haproxy' | 'ceiling' | 'node';
 
 interface Scenario {
   id: string;
@@ -352,6 +353,12 @@ export async function runProxyBench(): Promise<void> {
       },
       contenders,
     );
+    await startContender(
+      'node',
+      'node:https return 200 (ceiling)',
+      () => startNodeDirect(pki, BODY),
+      contenders,
+    );
     const targetOf = (c: Contender): LoadgenTarget => ({
       port: c.server!.port,
       cert: pki.clientChain,
@@ -376,12 +383,18 @@ export async function runProxyBench(): Promise<void> {
 
     for (const s of SCENARIOS) {
       for (const c of contenders) {
-        if (c.skipped || (c.key === 'ceiling' && !s.ceiling)) continue;
+        if (c.skipped || ((c.key === 'ceiling' || c.key === 'node') && !s.ceiling)) continue;
         progress(`${s.title.replace(/^\S+ /, '')}: ${c.label}`);
         try {
           c.results.set(
             s.id,
-            await measureRun(build.bin, c, targetOf(c), s.run, c.key === 'ceiling' ? undefined : be),
+            await measureRun(
+              build.bin,
+              c,
+              targetOf(c),
+              s.run,
+              c.key === 'ceiling' || c.key === 'node' ? undefined : be,
+            ),
           );
         } catch (e) {
           c.results.set(s.id, `not run: ${(e as Error).message.split('\n')[0]}`);
@@ -390,7 +403,7 @@ export async function runProxyBench(): Promise<void> {
     }
 
     for (const c of contenders) {
-      if (c.skipped || c.key === 'ceiling') continue;
+      if (c.skipped || c.key === 'ceiling' || c.key === 'node') continue;
       progress(`${IDLE_CONNS.toLocaleString('en-US')} idle connections: ${c.label}`);
       await sleep(1_000);
       const server = c.server!;
@@ -465,6 +478,7 @@ function printResults(contenders: Contender[]): void {
     'target',
     'verdict',
     'ceiling',
+    'node ceil.',
   ];
   const body: string[][] = [];
   const groups: string[] = [];
@@ -510,6 +524,7 @@ function printResults(contenders: Contender[]): void {
       target === undefined ? '' : `≥ ${target}× nginx`,
       verdict,
       cells.ceiling.text,
+      cells.node.text,
     ]);
     groups.push(group);
   };
@@ -524,6 +539,7 @@ function printResults(contenders: Contender[]): void {
     nginx: cellOf(byKey(contenders, 'nginx'), sid, value, fmt),
     haproxy: cellOf(byKey(contenders, 'haproxy'), sid, value, fmt),
     ceiling: withCeiling ? cellOf(byKey(contenders, 'ceiling'), sid, value, fmt) : { text: '' },
+    node: withCeiling ? cellOf(byKey(contenders, 'node'), sid, value, fmt) : { text: '' },
   });
   const rate = (m: Measured): number => m.res.rate;
   const p50 = (m: Measured): number => m.res.p50Us;
@@ -591,6 +607,7 @@ function printResults(contenders: Contender[]): void {
     nginx: idleCell(byKey(contenders, 'nginx'), value, fmt),
     haproxy: idleCell(byKey(contenders, 'haproxy'), value, fmt),
     ceiling: { text: '' },
+    node: { text: '' },
   });
   row(
     'idle',
@@ -621,6 +638,7 @@ function printResults(contenders: Contender[]): void {
     nginx: startRss(byKey(contenders, 'nginx')),
     haproxy: startRss(byKey(contenders, 'haproxy')),
     ceiling: { text: '' },
+    node: { text: '' },
   });
 
   // Errors over every scenario, and the generator's CPU (core 1) in each throughput run.
@@ -641,6 +659,7 @@ function printResults(contenders: Contender[]): void {
     '',
     '',
     errCell(byKey(contenders, 'ceiling')).text,
+    errCell(byKey(contenders, 'node')).text,
   ]);
   groups.push('errors');
   for (const s of SCENARIOS) {
@@ -660,6 +679,7 @@ function printResults(contenders: Contender[]): void {
       '',
       '',
       c.ceiling.text,
+      c.node.text,
     ]);
     groups.push('gen');
   }
@@ -680,11 +700,12 @@ function printResults(contenders: Contender[]): void {
       '',
       '',
       c.ceiling.text,
+      c.node.text,
     ]);
     groups.push('others');
   }
 
-  printTable(header, body, groups, new Set([2, 3, 4, 5, 8]));
+  printTable(header, body, groups, new Set([2, 3, 4, 5, 8, 9]));
 
   for (const c of contenders) {
     if (c.skipped) notes.push(`${c.label}: not run: ${c.skipped}`);
@@ -714,7 +735,9 @@ function printResults(contenders: Contender[]): void {
     'connection, or requests that reached the backend without the identity header). mtls/nginx > 1 is better for',
   );
   console.log(
-    'rates, < 1 for latency, CPU and memory. ceiling: nginx answering by itself (return 200), no backend. CPU per',
+    'rates, < 1 for latency, CPU and memory. ceiling: nginx answering by itself (return 200), no backend; node ceil.:\n' +
+      'a bare node:https server with the same certificates and client verification answering by itself, the most\n' +
+      'any node:tls proxy can reach. CPU per',
   );
   console.log(
     'connection/request: core-0 CPU time (/proc, 10 ms ticks) over the measured window divided by the correct',
@@ -775,6 +798,24 @@ function printVerdicts(contenders: Contender[]): void {
       );
   }
   if (parts.length) console.log(`generator ceiling (nginx return 200, no backend): ${parts.join('; ')}`);
+  // What node:tls allows at best: the bare node:https server against nginx-as-a-proxy.
+  const node = byKey(contenders, 'node');
+  const nodeParts: string[] = [];
+  for (const [sid, what] of [
+    ['hs', 'full handshakes'],
+    ['ka', 'keep-alive requests'],
+  ] as const) {
+    const a = node?.results.get(sid);
+    const b = n?.results.get(sid);
+    if (a && b && typeof a !== 'string' && typeof b !== 'string')
+      nodeParts.push(
+        `${what} ${fmtInt(a.res.rate)}/s = ${(a.res.rate / b.res.rate).toFixed(2)}× nginx as a proxy (CPU ${fmtCpu(a.proxyUs ?? NaN)} µs against ${fmtCpu((b.proxyUs ?? NaN) + (b.backendUs ?? 0))} µs for nginx + backend)`,
+      );
+  }
+  if (nodeParts.length)
+    console.log(
+      `node:https answering by itself (no proxying, no verdict: the most any node:tls proxy reaches): ${nodeParts.join('; ')}`,
+    );
   let busiest = 0;
   let busiestWhere = '';
   for (const c of contenders) {

@@ -331,6 +331,46 @@ export async function startBackend(body: string, core = SERVER_CORE): Promise<Ba
   };
 }
 
+// ---------------------------------------------------------------- node:https by itself
+
+/**
+ * What any proxy built on node:tls can reach at best: a bare `node:https` server with the same
+ * certificates and the same client verification (requestCert, rejectUnauthorized, the client root,
+ * the proxy's TLS 1.2 suites), answering the body itself with no upstream, no verdict, no metrics.
+ */
+const NODE_DIRECT_SOURCE = `
+const https = require('node:https');
+const fs = require('node:fs');
+const body = Buffer.from(process.env.BENCH_BODY, 'utf8');
+const headers = { 'content-type': 'text/plain', 'content-length': body.length };
+const server = https.createServer({
+  cert: fs.readFileSync(process.env.BENCH_CERT), key: fs.readFileSync(process.env.BENCH_KEY),
+  ca: fs.readFileSync(process.env.BENCH_CA), requestCert: true, rejectUnauthorized: true,
+  minVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384',
+}, (req, res) => { res.writeHead(200, headers); res.end(body); });
+server.keepAliveTimeout = 300000;
+server.headersTimeout = 310000;
+server.requestTimeout = 0;
+server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));
+process.on('SIGTERM', () => { server.close(); server.closeAllConnections(); });
+`;
+
+export async function startNodeDirect(pki: ProxyPki, body: string): Promise<Listening> {
+  const proc = startServer('node-direct', process.execPath, ['-e', NODE_DIRECT_SOURCE], {
+    ...process.env,
+    NODE_OPTIONS: '',
+    BENCH_BODY: body,
+    BENCH_CERT: pki.serverChain,
+    BENCH_KEY: pki.serverKey,
+    BENCH_CA: pki.clientRoot,
+  });
+  const { port } = await readyFromStdout(proc, (out) => {
+    const m = /\{"port":(\d+)\}/.exec(out);
+    return m ? { port: Number(m[1]) } : undefined;
+  });
+  return { ...proc, port };
+}
+
 // ---------------------------------------------------------------- mtls proxy
 
 /**
