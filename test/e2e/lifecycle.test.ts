@@ -207,14 +207,32 @@ describe('CA + agent + proxy with 30 s certificates for 3 minutes', () => {
       const clientSerials = new Set(
         upstream.received.map((_, i) => clientSerialAtUpstream(i)).filter((s) => s !== undefined),
       );
+      const figures = {
+        requestsOk: ok,
+        failed: failures.length,
+        clientRenewals: await metric(
+          agentMetricsPort,
+          'mtls_agent_renewals_total',
+          'identity="client",result="ok"',
+        ),
+        proxyRenewals: await metric(
+          agentMetricsPort,
+          'mtls_agent_renewals_total',
+          'identity="proxy",result="ok"',
+        ),
+        proxyReloads: await metric(proxy.adminPort!, 'mtls_proxy_reloads_total', 'result="applied"'),
+        clientSerialsAtUpstream: clientSerials.size,
+        serverSerialsAtClient: serverSerials.size,
+      };
+      console.log(`lifecycle figures: ${JSON.stringify(figures)}`);
       expect(failures.slice(0, 5)).toEqual([]);
       expect(ok).toBeGreaterThan(1000);
       // 3 minutes of 30 s certificates renewed at 2/3 (~20 s): about 9 each; at least 5 asked.
       expect(
-        await metric(agentMetricsPort, 'mtls_agent_renewals_total', 'identity="client"'),
+        await metric(agentMetricsPort, 'mtls_agent_renewals_total', 'identity="client",result="ok"'),
       ).toBeGreaterThanOrEqual(5);
       expect(
-        await metric(agentMetricsPort, 'mtls_agent_renewals_total', 'identity="proxy"'),
+        await metric(agentMetricsPort, 'mtls_agent_renewals_total', 'identity="proxy",result="ok"'),
       ).toBeGreaterThanOrEqual(5);
       // The upstream saw the client's renewed certificates, the client saw the proxy's renewed ones.
       expect(clientSerials.size).toBeGreaterThanOrEqual(5);
