@@ -1,8 +1,9 @@
 // The live probe of `mtls doctor connect`: one TLS handshake from the client's side with node:tls,
-// verification left to the doctor (rejectUnauthorized false: it classifies the server's chain
-// itself), the bytes on the wire tapped to read what Node does not expose (TLS 1.2's
-// CertificateRequest and its CA names, whether a TLS 1.3 server asked for a certificate), then one
-// HTTP/1.1 GET to read the answer or the alert a TLS 1.3 server sends after the client's Finished.
+// which verifies the server against the client's trust bundle as any client would, the bytes on the
+// wire tapped to read what Node does not expose (the chain exactly as sent, TLS 1.2's
+// CertificateRequest and its CA names, whether a TLS 1.3 server asked for a certificate), then, only
+// when the server verified, one HTTP/1.1 GET to read the answer or the alert a TLS 1.3 server sends
+// after the client's Finished. A server that does not verify gets nothing but the handshake.
 import { lookup } from 'node:dns/promises';
 import { isIP, connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -11,6 +12,8 @@ import {
   HANDSHAKE,
   alertFromErrorCode,
   certificateList12,
+  certificateList13,
+  serverHelloCipher13,
   clientFlightTls13,
   decryptServerHandshake13,
   parseCertificateRequest13,
@@ -38,6 +41,12 @@ export interface ProbeOptions {
   maxVersion?: 'TLSv1.2' | 'TLSv1.3';
   /** Send the HTTP probe after the handshake (false: stop once the handshake is read). */
   http: boolean;
+  /**
+   * What the server is verified against (PEM; default: Node's public roots). node:tls verifies it
+   * and ends the connection when it does not verify: nothing is written to a server the client
+   * cannot verify, and the doctor reads its chain from the captured handshake instead.
+   */
+  ca?: string | Buffer;
 }
 
 export type Stage = 'dns' | 'tcp' | 'handshake' | 'answer';
@@ -67,6 +76,8 @@ export interface Observation {
   http?: HttpAnswer;
   /** The connection closed after the handshake without an answer or an alert. */
   closedSilently?: boolean;
+  /** node:tls refused the server's chain or name (code such as CERT_HAS_EXPIRED): no probe was sent. */
+  serverVerifyError?: { code: string; message: string };
   ms: number;
 }
 
@@ -170,11 +181,11 @@ export async function probe(o: ProbeOptions): Promise<Observation> {
         const v = serverHelloVersion(sh.body);
         if (v) obs.protocol = v;
       }
-      if (obs.serverChain.length === 0) {
-        // The handshake failed before Node saw it through: TLS 1.2's Certificate message is plaintext.
-        const cm = hs.find((m) => m.type === HANDSHAKE.certificate);
-        if (cm) obs.serverChain = certificateList12(cm.body);
-      }
+      // The chain exactly as the server sent it (node:tls appends the root from the trust store):
+      // TLS 1.2's Certificate message is plaintext; TLS 1.3's is decrypted below.
+      const cm = hs.find((m) => m.type === HANDSHAKE.certificate);
+      if (cm) obs.serverChain = certificateList12(cm.body);
+      if (!obs.cipher && sh && obs.protocol === 'TLSv1.3') obs.cipher = serverHelloCipher13(sh.body);
       const cr = hs.find((m) => m.type === HANDSHAKE.certificateRequest);
       if (cr && obs.protocol !== 'TLSv1.3') {
         obs.certRequested = true;
@@ -192,6 +203,11 @@ export async function probe(o: ProbeOptions): Promise<Observation> {
       if (obs.protocol === 'TLSv1.3' && serverSecret && obs.cipher) {
         // The server's encrypted handshake, read with the secret node:tls gives on 'keylog'.
         const msgs = decryptServerHandshake13(inRecords, serverSecret, obs.cipher);
+        const cert13 = msgs?.find((m) => m.type === HANDSHAKE.certificate);
+        if (cert13) {
+          const list = certificateList13(cert13.body);
+          if (list.length) obs.serverChain = list;
+        }
         if (msgs?.some((m) => m.type === 20)) {
           decrypted = true;
           const cr13 = msgs.find((m) => m.type === HANDSHAKE.certificateRequest);
@@ -208,6 +224,8 @@ export async function probe(o: ProbeOptions): Promise<Observation> {
         }
       }
       if (obs.protocol === 'TLSv1.3') {
+        // When node:tls refused the server, the client's flight was never waited for: read it now.
+        flight ??= clientFlightTls13(parseRecords(Buffer.concat(seen.out)), tls13HashLength(obs.cipher));
         if (flight) {
           if (!decrypted) obs.certRequested = flight.certRequested;
           obs.certSent = flight.certSent;
@@ -264,9 +282,9 @@ export async function probe(o: ProbeOptions): Promise<Observation> {
         tls = tlsConnect({
           socket: sock,
           ...(isIP(servername) ? {} : { servername }),
-          rejectUnauthorized: false,
-          // No trust store: getPeerCertificate(true) then holds exactly what the server sent.
-          ca: [],
+          // The name node:tls checks the server certificate against (the socket is the tap, not a host).
+          host: servername,
+          ...(o.ca ? { ca: o.ca } : {}),
           ALPNProtocols: ['http/1.1'],
           ...(o.maxVersion ? { maxVersion: o.maxVersion } : {}),
           ...(o.cert && o.key ? { cert: o.cert, key: o.key } : {}),
@@ -284,6 +302,14 @@ export async function probe(o: ProbeOptions): Promise<Observation> {
       });
       tls.on('error', (e: NodeJS.ErrnoException) => {
         if (finished) return;
+        if (tls?.authorizationError) {
+          // The handshake completed and node:tls refused the server's chain or name: the probe is
+          // not sent; the doctor judges the chain read from the handshake.
+          obs.serverVerifyError = { code: e.code ?? String(tls.authorizationError), message: e.message };
+          obs.stage = 'answer';
+          finish();
+          return;
+        }
         if (!obs.notTls) obs.error = { code: e.code ?? 'ETLS', message: e.message };
         const a = alertFromErrorCode(e.code);
         if (a) obs.alert = { ...a, when: secure ? 'after-handshake' : 'handshake' };

@@ -126,6 +126,46 @@ export function certificateList12(body: Buffer): Buffer[] {
   return out;
 }
 
+const TLS13_SUITE_NAMES: Record<number, string> = {
+  0x1301: 'TLS_AES_128_GCM_SHA256',
+  0x1302: 'TLS_AES_256_GCM_SHA384',
+  0x1303: 'TLS_CHACHA20_POLY1305_SHA256',
+};
+
+/**
+ * The TLS 1.3 cipher suite a ServerHello chose (its name as node:tls reports it), or undefined for
+ * another suite or a malformed message. Needed when node:tls ended the connection before saying it.
+ */
+export function serverHelloCipher13(body: Buffer): string | undefined {
+  try {
+    const o = 2 + 32 + 1 + body[2 + 32]!;
+    return TLS13_SUITE_NAMES[body.readUInt16BE(o)];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * TLS 1.3's Certificate message (RFC 8446 4.4.2): a request context, then a 3-byte list length and
+ * each entry as a 3-byte DER length, the DER, and a 2-byte length of its extensions.
+ */
+export function certificateList13(body: Buffer): Buffer[] {
+  const out: Buffer[] = [];
+  if (body.length < 1) return out;
+  let o = 1 + body[0]!;
+  if (o + 3 > body.length) return out;
+  const end = Math.min(body.length, o + 3 + body.readUIntBE(o, 3));
+  o += 3;
+  while (o + 3 <= end) {
+    const len = body.readUIntBE(o, 3);
+    if (o + 3 + len + 2 > end) break;
+    out.push(body.subarray(o + 3, o + 3 + len));
+    o += 3 + len;
+    o += 2 + body.readUInt16BE(o);
+  }
+  return out;
+}
+
 /** A DER Name as text (CN=…, O=…), or its hex when it does not decode. */
 export function nameText(d: Buffer): string {
   try {

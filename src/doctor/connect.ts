@@ -215,6 +215,9 @@ export function diagnose(d: DiagnoseInput): ConnectReport {
         }
       : {}),
     ...(obs.http ? { answer: obs.http.statusLine, body: bodyExcerpt(obs.http.body) } : {}),
+    ...(obs.serverVerifyError
+      ? { answer: `not asked: the server did not verify (${obs.serverVerifyError.code})` }
+      : {}),
     ...(caNames ? { acceptableCaNames: caNames.length ? caNames : ['(none sent)'] } : {}),
   };
   const err = (
@@ -384,6 +387,10 @@ export function diagnose(d: DiagnoseInput): ConnectReport {
       );
     } else if (obs.closedSilently && certRequested && sent.length > 0) {
       rejection('closed', {});
+    } else if (obs.serverVerifyError && certRequested && sent.length > 0 && caNames?.length) {
+      // Nothing was asked of a server the client cannot verify; what the server would say of the
+      // client's certificate is judged from the CA names it accepts, when they settle it.
+      rejection('unverified', {});
     } else if (obs.timedOut) {
       err(
         'connect_timeout',
@@ -595,6 +602,8 @@ interface RejectionInput {
 function said(hint: string): string {
   if (hint === 'nginx') return 'nginx answered "400 The SSL certificate error"';
   if (hint === 'closed') return 'the server closed the connection after the handshake without an answer';
+  if (hint === 'unverified')
+    return 'judged from the CA names the server accepts (the doctor sends no request to a server it cannot verify)';
   if (hint.startsWith('proxy:')) return `mtls proxy answered with the reason ${hint.slice(6)}`;
   return `the server sent the TLS alert ${hint}`;
 }
@@ -676,6 +685,8 @@ function explainRejection(r: RejectionInput): void {
       }
       return;
     }
+    // The chain reaches a name the server accepts: without the server's answer nothing is known.
+    if (r.hint === 'unverified') return;
     // The chain reaches a name the server accepts. Does it end at a self-signed root there?
     const named = sent[k]!;
     const anchor = inNames(nameKey(named.issuer))
@@ -868,16 +879,21 @@ export async function checkConnect(input: ConnectInput): Promise<ConnectReport> 
     ...(input.servername ? { servername: input.servername } : {}),
     timeoutMs,
   };
-  const obs = await probe({ ...base, http: true, ...(creds ?? {}) });
+  // The server is verified against the client's bundle by node:tls itself (as curl would); when
+  // it does not verify, the probe sends nothing and the chain read from the handshake is judged here.
+  const trust = local.trust.map((c) => encodePem('CERTIFICATE', c.der)).join('');
+  const base2 = { ...base, ...(trust ? { ca: trust } : {}) };
+  const obs = await probe({ ...base2, http: true, ...(creds ?? {}) });
   let names: Observation | undefined;
   // TLS 1.3 encrypts the CertificateRequest: when the server refused the client, a second
   // handshake limited to TLS 1.2 (no certificate, no request) reads the CA names it accepts.
   const refused =
+    obs.serverVerifyError !== undefined ||
     obs.alert !== undefined ||
     obs.closedSilently === true ||
     (obs.http !== undefined && (nginxPage(obs.http) !== undefined || proxyRefusal(obs.http) !== undefined));
   if (obs.protocol === 'TLSv1.3' && obs.caNames === undefined && refused) {
-    names = await probe({ ...base, http: false, maxVersion: 'TLSv1.2' });
+    names = await probe({ ...base2, http: false, maxVersion: 'TLSv1.2' });
     if (names.protocol !== 'TLSv1.2') names = undefined;
   }
   return diagnose({ input, local, obs, ...(names ? { names } : {}), at });
