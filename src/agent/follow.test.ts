@@ -222,7 +222,7 @@ describe('readMtlsMaterial', () => {
 });
 
 describe('unsafe options', () => {
-  it('rejectUnauthorized: false, a key of its own or a custom connector are refused', () => {
+  it('an option turning verification off, a key of its own or a custom connector are refused', () => {
     const dir = newDir('unsafe');
     publish(dir, pki);
     const unsafe = (f: () => unknown): boolean => {

@@ -285,7 +285,7 @@ function secureContextFor(m: MtlsMaterial, extra: ContextOptions): tls.SecureCon
 function refuseUnsafe(o: Record<string, unknown>, who: string): void {
   if (o.rejectUnauthorized === false) {
     throw new MtlsError('MTLS_NODE_UNSAFE_OPTION', `${who} never turns server verification off.`, {
-      fix: "Remove rejectUnauthorized: false; put the server's CA in the agent's trust bundle (ca.pem) instead.",
+      fix: "Remove the rejectUnauthorized option (verification stays on); put the server's CA in the agent's trust bundle (ca.pem) instead.",
     });
   }
   for (const k of ['key', 'cert', 'ca', 'pfx', 'secureContext'] as const) {

@@ -81,7 +81,7 @@ export const ERROR_CODES = {
   MTLS_NODE_FILES:
     "The agent's files for an identity (..data, key.pem, fullchain.pem, ca.pem) are missing, unreadable or do not match.",
   MTLS_NODE_UNSAFE_OPTION:
-    'An option given to createMtlsAgent or createMtlsDispatcher would weaken verification (rejectUnauthorized: false, a custom connector).',
+    'An option given to createMtlsAgent or createMtlsDispatcher would weaken verification (turning rejectUnauthorized off, a custom connector).',
   MTLS_EXPORTER_LISTEN: 'The exporter could not bind its metrics address (in use, or not permitted).',
   MTLS_AGENT_NO_TOKEN:
     'An agent identity has no usable certificate and no enrollment token (token or tokenFile) to get one.',
